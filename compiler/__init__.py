@@ -1,0 +1,1 @@
+"""The compiler: parse -> check -> lower -> emit (see docs/layout.md)."""

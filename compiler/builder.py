@@ -1,0 +1,110 @@
+"""BlockBuilder: appends typed nodes to one ir.Block, naming values, nodes and weights."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+from . import ir
+from .source import Span, error
+from .types import TensorType
+
+
+class BlockBuilder:
+    def __init__(self, label: str, inputs: list[ir.Value], loc: Span | None = None):
+        self.block = ir.Block(label, inputs, loc=loc)
+        self.prefix: list[str] = []            # enclosing built-in layer instances
+        self._value_names: set[str] = {v.name for v in inputs}
+        self._node_names: set[str] = set()
+        self._instances: dict[tuple[str, ...], set[str]] = {}
+        self._consts: dict[ir.ConstTensor, ir.Value] = {}
+        self._weights: dict[str, ir.WeightSlot] = {}
+
+    # --- names -------------------------------------------------------------
+    def _unique(self, base: str, taken: set[str]) -> str:
+        name, n = base, 0
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        taken.add(name)
+        return name
+
+    def fresh(self, hint: str) -> str:
+        return self._unique("/" + "/".join([*self.prefix, hint]), self._value_names)
+
+    def instance_name(self, base: str, explicit: str | None, loc: Span | None) -> str:
+        """Keras naming: `dense`, `dense_1`, ... per enclosing scope; an explicit name= is kept."""
+        taken = self._instances.setdefault(tuple(self.prefix), set())
+        if explicit is not None:
+            if explicit in taken:
+                raise error(loc, f"layer name '{explicit}' is already used in this scope")
+            taken.add(explicit)
+            return explicit
+        return self._unique(base, taken)
+
+    def path(self, name: str) -> str:
+        return ".".join([*self.prefix, name])
+
+    @contextmanager
+    def scope(self, instance: str) -> Iterator[None]:
+        self.prefix.append(instance)
+        try:
+            yield
+        finally:
+            self.prefix.pop()
+
+    # --- nodes -------------------------------------------------------------
+    def node(self, op: str, inputs: Sequence[ir.Value | str], out: TensorType, loc: Span | None = None,
+             **attrs: Any) -> ir.Value:
+        return self.node_multi(op, inputs, [out], loc, **attrs)[0]
+
+    def node_multi(self, op: str, inputs: Sequence[ir.Value | str], outs: list[TensorType],
+                   loc: Span | None = None, **attrs: Any) -> list[ir.Value]:
+        values = [ir.Value(self.fresh(op), t) for t in outs]
+        names = [i if isinstance(i, str) else i.name for i in inputs]
+        node_name = self._unique("/".join([*self.prefix, op]), self._node_names)
+        self.block.items.append(ir.Node(op, names, [v.name for v in values], attrs, node_name, loc))
+        return values
+
+    def const(self, values: Sequence[Any] | Any, dtype: str, shape: tuple[int, ...] | None = None) -> ir.Value:
+        flat = tuple(values) if isinstance(values, (list, tuple)) else (values,)
+        shape = shape if shape is not None else ((len(flat),) if isinstance(values, (list, tuple)) else ())
+        tensor = ir.ConstTensor(dtype, shape, flat)
+        if tensor not in self._consts:
+            saved, self.prefix = self.prefix, []  # constants are shared across the block
+            self._consts[tensor] = self.node("Constant", [], TensorType(dtype, shape), value=tensor)
+            self.prefix = saved
+        return self._consts[tensor]
+
+    def call(self, block: ir.Block, instance: str, inputs: list[ir.Value], weights: list[str],
+             loc: Span | None) -> list[ir.Value]:
+        outs = [ir.Value(self.fresh(instance + "/" + v.name.rsplit("/", 1)[-1]), v.type) for v in block.outputs]
+        self.block.items.append(ir.Call(block, instance, [i.name for i in inputs], weights,
+                                        [o.name for o in outs], loc))
+        return outs
+
+    # --- weights -----------------------------------------------------------
+    def weight(self, name: str, type: TensorType, init: ir.InitSpec, loc: Span | None) -> ir.Value:
+        """Declare (or, for a shared instance, re-use) the weight at the current path."""
+        path = self.path(name)
+        slot = self._weights.get(path)
+        if slot is None:
+            slot = ir.WeightSlot(path, type, init, loc)
+            self._weights[path] = slot
+            self.block.weights.append(slot)
+        elif slot.type != type:
+            raise error(loc, f"shared weight '{path}' is {slot.type}, but this application needs {type}")
+        return ir.Value(path, type)
+
+    def weights_under(self, path: str) -> list[ir.WeightSlot]:
+        return [w for w in self.block.weights if w.name.startswith(path + ".")]
+
+    def finish(self, outputs: list[ir.Value]) -> ir.Block:
+        """Every output must be a distinct value made by a node of this block."""
+        made = {o for item in self.block.items for o in item.outputs}
+        final = []
+        for v in outputs:
+            if v.name not in made or v in final:
+                v = self.node("Identity", [v], v.type)
+            final.append(v)
+        self.block.outputs = final
+        return self.block

@@ -1,0 +1,187 @@
+"""The pipeline as functions: load (parse + imports) -> check -> lower -> emit -> save."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import ir
+from . import nodes as N
+from .check import check_definitions
+from .lower import MAX_ERRORS, Lowerer, source_hash
+from .parse import parse_text
+from .source import CheckError, Diagnostic, ModelcError, SourceFiles, did_you_mean, error
+
+if TYPE_CHECKING:
+    import onnx
+
+VERSION = "0.1.0"
+
+
+@dataclass
+class Program:
+    """Every definition reachable from one file, with the texts for diagnostics."""
+
+    root: str
+    files: SourceFiles = field(default_factory=SourceFiles)
+    definitions: dict[str, N.Definition] = field(default_factory=dict)
+    order: list[N.Definition] = field(default_factory=list)
+
+    @property
+    def models(self) -> list[N.Definition]:
+        return [d for d in self.order if d.kind == "model" and d.loc.file == self.root]
+
+    def hash(self) -> str:
+        return source_hash("\0".join(f"{k}\0{v}" for k, v in sorted(self.files.texts.items())))
+
+
+def load_source(text: str, file: str = "<string>") -> Program:
+    program = Program(file)
+    _load(program, file, text, [])
+    return program
+
+
+def load_file(path: str | os.PathLike) -> Program:
+    path = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ModelcError(Diagnostic(None, f"cannot read {path}: {getattr(e, 'strerror', None) or e}")) from None
+    return load_source(text, path)
+
+
+def _load(program: Program, file: str, text: str, stack: list[str]) -> None:
+    program.files.texts[file] = text
+    try:
+        tree = parse_text(text, file)
+    except ModelcError as e:
+        raise ModelcError(program.files.attach(e.diagnostics)) from None
+    duplicates = []
+    for imp in tree.imports:
+        base = Path(file).parent if not file.startswith("<") else Path.cwd()
+        target = os.path.normpath(base / imp.path)
+        if target in stack or target == os.path.normpath(file):
+            chain = " -> ".join([*stack, os.path.normpath(file), target])
+            raise ModelcError(program.files.attach([Diagnostic(imp.loc, f"import cycle: {chain}")]))
+        if target in program.files.texts:
+            continue
+        try:
+            imported = Path(target).read_text(encoding="utf-8")
+        except OSError:
+            raise ModelcError(program.files.attach([Diagnostic(imp.loc, f"cannot import '{imp.path}': "
+                                                               f"no such file {target}")])) from None
+        _load(program, target, imported, [*stack, os.path.normpath(file)])
+    for d in tree.definitions:
+        if d.name in program.definitions:
+            first = program.definitions[d.name].loc
+            duplicates.append(Diagnostic(d.name_loc, f"'{d.name}' is already defined at {first}"))
+            continue
+        program.definitions[d.name] = d
+        program.order.append(d)
+    if duplicates:
+        raise ModelcError(program.files.attach(duplicates))
+
+
+def check_program(program: Program) -> list[Diagnostic]:
+    """Every diagnostic for the program: names first, then shapes of each model."""
+    diagnostics = check_definitions(program.definitions, program.order)
+    if not diagnostics:
+        for model in program.models:
+            try:
+                Lowerer(program.definitions).lower_model(model)
+            except CheckError as e:
+                diagnostics.extend(e.diagnostics)
+            if len(diagnostics) >= MAX_ERRORS:
+                break
+    diagnostics.sort(key=lambda d: (d.span.file, d.span.line, d.span.col) if d.span else ("", 0, 0))
+    return program.files.attach(diagnostics[:MAX_ERRORS])
+
+
+def select_model(program: Program, name: str | None) -> N.Definition:
+    models = program.models
+    if name is not None:
+        for m in models:
+            if m.name == name:
+                return m
+        names = [m.name for m in models]
+        raise ModelcError(Diagnostic(None, f"no model named '{name}' in {program.root}; models: "
+                                           f"{', '.join(names) or 'none'}{did_you_mean(name, names)}"))
+    if len(models) != 1:
+        which = ", ".join(m.name for m in models)
+        raise ModelcError(Diagnostic(None, f"{program.root} holds {len(models)} models"
+                                           f"{' (' + which + ')' if which else ''}; pick one with --model NAME"
+                                           if models else f"{program.root} defines no model"))
+    return models[0]
+
+
+def lower_program(program: Program, model: str | None = None) -> ir.Model:
+    diagnostics = check_program(program)
+    if diagnostics:
+        raise CheckError(diagnostics)
+    d = select_model(program, model)
+    try:
+        lowered = Lowerer(program.definitions).lower_model(d)
+    except CheckError as e:
+        raise CheckError(program.files.attach(e.diagnostics)) from None
+    lowered.source_hash = program.hash()
+    return lowered
+
+
+def compile_program(program: Program, model: str | None = None, weights: str | None = None,
+                    seed: int = 0, opset: int | None = None, inline: bool = False,
+                    init_missing: bool = False) -> "onnx.ModelProto":
+    from .emit import DEFAULT_OPSET, MIN_OPSET, emit_model
+    from .weights import bind_weights
+
+    opset = DEFAULT_OPSET if opset is None else opset
+    if not MIN_OPSET <= opset <= DEFAULT_OPSET:
+        raise ModelcError(Diagnostic(None, f"--opset must be between {MIN_OPSET} and {DEFAULT_OPSET}, got {opset}"))
+    lowered = lower_program(program, model)
+    arrays = bind_weights(lowered.graph.weights, weights, seed, init_missing)
+    meta = {"modelc.version": VERSION, "modelc.source_sha256": lowered.source_hash,
+            "modelc.source": os.path.basename(program.root), "modelc.seed": str(seed)}
+    proto = emit_model(lowered, arrays, opset=opset, inline=inline, metadata=meta)
+    import onnx
+    try:
+        onnx.checker.check_model(proto, full_check=True) if proto.ByteSize() < 2**31 - 2**20 else None
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        raise ModelcError(Diagnostic(None, f"internal error: emitted ONNX fails the checker: {e}")) from e
+    return proto
+
+
+def save_model(proto: "onnx.ModelProto", path: str | os.PathLike) -> None:
+    """Write atomically: a temporary file in the same folder, then rename. >2 GB goes to external data."""
+    import onnx
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    large = sum(t.ByteSize() for t in proto.graph.initializer) > 2**31 - 2**24
+    try:
+        if large:
+            data_name = path.name + ".data"
+            tmp_data = path.with_name(f".{data_name}.tmp{os.getpid()}")
+            onnx.save_model(proto, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=tmp_data.name, size_threshold=1024)
+            # point the model at the final data file name, then move both into place
+            saved = onnx.load_model(str(tmp), load_external_data=False)
+            for t in saved.graph.initializer:
+                for entry in t.external_data:
+                    if entry.key == "location":
+                        entry.value = data_name
+            onnx.save_model(saved, str(tmp))
+            os.replace(tmp_data, path.with_name(data_name))
+        else:
+            onnx.save_model(proto, str(tmp))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def params_of(program: Program, model: str | None = None) -> list[dict[str, Any]]:
+    lowered = lower_program(program, model)
+    return [{"name": w.name, "shape": list(w.type.shape), "dtype": w.type.dtype} for w in lowered.graph.weights]
+
+
+__all__ = ["Program", "load_file", "load_source", "check_program", "lower_program", "compile_program",
+           "save_model", "params_of", "select_model", "error"]

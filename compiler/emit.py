@@ -1,0 +1,119 @@
+"""ir.Model -> onnx.ModelProto: one FunctionProto per distinct layer body, or one flat graph."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import ml_dtypes
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from . import ir
+from .types import TensorType
+
+LOCAL_DOMAIN = "modelc.layers"
+DEFAULT_OPSET = 23   # newest opset the pinned onnxruntime (1.32) runs every op of; see README
+MIN_OPSET = 17       # LayerNormalization
+IR_VERSION = 10      # read by onnxruntime >= 1.20
+
+NUMPY_DTYPES = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float64": np.float64, "int32": np.int32,
+                "int64": np.int64, "bool": np.bool_}
+ONNX_DTYPES = {"float16": onnx.TensorProto.FLOAT16, "bfloat16": onnx.TensorProto.BFLOAT16,
+               "float32": onnx.TensorProto.FLOAT, "float64": onnx.TensorProto.DOUBLE,
+               "int32": onnx.TensorProto.INT32, "int64": onnx.TensorProto.INT64, "bool": onnx.TensorProto.BOOL}
+
+
+def value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
+    dims = [d if d is not None else None for d in t.shape]
+    return helper.make_tensor_value_info(name, ONNX_DTYPES[t.dtype], dims)
+
+
+def const_tensor(c: ir.ConstTensor, name: str = "value") -> onnx.TensorProto:
+    return numpy_helper.from_array(np.array(c.values, dtype=NUMPY_DTYPES[c.dtype]).reshape(c.shape), name)
+
+
+def make_node(node: ir.Node, rename: dict[str, str], prefix: str) -> onnx.NodeProto:
+    attrs = {}
+    for key, value in node.attrs.items():
+        if isinstance(value, ir.ConstTensor):
+            value = const_tensor(value)
+        elif key == "to":
+            value = ONNX_DTYPES[value]
+        attrs[key] = value
+    proto = helper.make_node(node.op, [rename.get(i, i) for i in node.inputs],
+                             [rename.get(o, o) for o in node.outputs], name=prefix + node.name, **attrs)
+    if node.loc is not None:
+        proto.doc_string = str(node.loc)
+    return proto
+
+
+class Emitter:
+    def __init__(self, opset: int, inline: bool):
+        self.opset = opset
+        self.inline = inline
+        self.functions: dict[int, onnx.FunctionProto] = {}
+        self.function_names: set[str] = set()
+
+    def opsets(self) -> list[onnx.OperatorSetIdProto]:
+        ids = [helper.make_opsetid("", self.opset)]
+        if self.functions:
+            ids.append(helper.make_opsetid(LOCAL_DOMAIN, 1))
+        return ids
+
+    def nodes(self, block: ir.Block, rename: dict[str, str], prefix: str) -> Iterable[onnx.NodeProto]:
+        """The block's nodes; in inline mode calls expand with names prefixed by their path."""
+        for item in block.items:
+            if isinstance(item, ir.Node):
+                yield make_node(item, rename, prefix)
+                continue
+            actual = [rename.get(n, n) for n in (*item.inputs, *item.weights)]
+            outs = [rename.get(o, o) for o in item.outputs]
+            if not self.inline:
+                fn = self.function(item.block)
+                node = helper.make_node(fn.name, actual, outs, name=prefix + item.name, domain=LOCAL_DOMAIN)
+                if item.loc is not None:
+                    node.doc_string = str(item.loc)
+                yield node
+                continue
+            inner_prefix = f"{prefix}{item.name}/"
+            value_prefix = "/" + inner_prefix.rstrip("/")
+            formals = [v.name for v in item.block.inputs] + [w.name for w in item.block.weights]
+            inner = {f: a for f, a in zip(formals, actual)}
+            inner.update({v.name: o for v, o in zip(item.block.outputs, outs)})
+            for sub in item.block.items:
+                for o in sub.outputs:
+                    inner.setdefault(o, value_prefix + o)
+            yield from self.nodes(item.block, inner, inner_prefix)
+
+    def function(self, block: ir.Block) -> onnx.FunctionProto:
+        if id(block) not in self.functions:
+            name, n = block.label, 1
+            while name in self.function_names:
+                n += 1
+                name = f"{block.label}_v{n}"
+            self.function_names.add(name)
+            self.functions[id(block)] = onnx.FunctionProto()  # placeholder against re-entry
+            body = list(self.nodes(block, {}, ""))
+            opsets = [helper.make_opsetid("", self.opset), helper.make_opsetid(LOCAL_DOMAIN, 1)]
+            fn = helper.make_function(
+                LOCAL_DOMAIN, name, [v.name for v in block.inputs] + [w.name for w in block.weights],
+                [v.name for v in block.outputs], body, opsets, doc_string=str(block.loc or ""))
+            self.functions[id(block)] = fn
+        return self.functions[id(block)]
+
+
+def emit_model(model: ir.Model, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPSET,
+               inline: bool = False, metadata: dict[str, str] | None = None) -> onnx.ModelProto:
+    em = Emitter(opset, inline)
+    graph_block = model.graph
+    nodes = list(em.nodes(graph_block, {}, ""))
+    initializers = [numpy_helper.from_array(weights[w.name], w.name) for w in graph_block.weights]
+    graph = helper.make_graph(
+        nodes, model.name, [value_info(v.name, v.type) for v in graph_block.inputs],
+        [value_info(v.name, v.type) for v in graph_block.outputs], initializer=initializers)
+    proto = helper.make_model(graph, opset_imports=em.opsets(), producer_name="modelc",
+                              functions=[f for f in em.functions.values()])
+    proto.ir_version = IR_VERSION
+    for key, value in (metadata or {}).items():
+        proto.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
+    return proto

@@ -1,0 +1,231 @@
+"""Built-in layers and activations (Keras names and semantics) and the initializer names."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+from .builder import BlockBuilder
+from .ir import InitSpec, Value
+from .ops import lower_concat, reshape_shape
+from .source import Span, error
+from .types import FLOAT_DTYPES, INT_DTYPES, TensorType
+
+if TYPE_CHECKING:
+    from .lower import Lowerer
+
+# initializer name -> default arguments (Keras' defaults)
+INITIALIZER_ARGS: dict[str, tuple[float, ...]] = {
+    "zeros": (), "ones": (), "constant": (0.0,),
+    "glorot_uniform": (), "glorot_normal": (), "he_uniform": (), "he_normal": (),
+    "lecun_uniform": (), "lecun_normal": (),
+    "random_normal": (0.0, 0.05), "random_uniform": (-0.05, 0.05), "truncated_normal": (0.0, 0.05),
+}
+
+KERAS_EPSILON = 1e-7          # keras.backend.epsilon(), used by Normalization
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+@dataclass
+class BuiltinLayer:
+    name: str
+    hparams: list[tuple[str, str, Any]]      # (name, kind, default); kind as in a .model signature
+    lower: Callable[..., Value]              # (lowerer, builder, inputs, hparams, loc) -> Value
+    doc: str
+    variadic: bool = False                   # takes any number of tensor inputs (concat)
+
+    @property
+    def required(self) -> list[str]:
+        return [n for n, _, d in self.hparams if d is REQUIRED]
+
+
+REQUIRED = object()
+
+
+def _float_input(x: Value, layer: str, loc: Span | None) -> Value:
+    if x.type.dtype not in FLOAT_DTYPES:
+        raise error(loc, f"{layer} expects a floating-point input, got {x.type}")
+    return x
+
+
+def _last_dim(x: Value, layer: str, loc: Span | None) -> int:
+    if not x.type.shape or not isinstance(x.type.shape[-1], int):
+        raise error(loc, f"{layer} needs a known last dimension to size its weights, got {x.type}")
+    return x.type.shape[-1]
+
+
+def _activation(onnx_op: str, **attrs: Any) -> Callable[..., Value]:
+    def lower(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+        x = _float_input(xs[0], onnx_op.lower(), loc)
+        values = {k: hp.get(k, v) for k, v in attrs.items()}
+        return b.node(onnx_op, [x], x.type, loc, **values)
+    return lower
+
+
+def lower_linear(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+    return xs[0]
+
+
+def lower_gelu(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+    # Keras' default gelu (approximate=False): x * 0.5 * (1 + erf(x / sqrt(2)))
+    x = _float_input(xs[0], "gelu", loc)
+    dt = x.type.dtype
+    erf = b.node("Erf", [b.node("Div", [x, b.const(math.sqrt(2.0), dt)], x.type, loc)], x.type, loc)
+    one_plus = b.node("Add", [erf, b.const(1.0, dt)], x.type, loc)
+    return b.node("Mul", [b.node("Mul", [x, b.const(0.5, dt)], x.type, loc), one_plus], x.type, loc)
+
+
+def lower_silu(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+    x = _float_input(xs[0], "silu", loc)
+    return b.node("Mul", [x, b.node("Sigmoid", [x], x.type, loc)], x.type, loc)
+
+
+def lower_softmax_layer(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+    x = _float_input(xs[0], "softmax", loc)
+    return b.node("Softmax", [x], x.type, loc, axis=hp["axis"])
+
+
+def lower_dense(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+    x = _float_input(xs[0], "dense", loc)
+    units = hp["units"]
+    if units < 1:
+        raise error(loc, f"dense units must be >= 1, got {units}")
+    n, dt = _last_dim(x, "dense", loc), x.type.dtype
+    kernel = b.weight("kernel", TensorType(dt, (n, units)), hp["kernel_initializer"], loc)
+    out_type = TensorType(dt, x.type.shape[:-1] + (units,))
+    y = b.node("MatMul", [x, kernel], out_type, loc)
+    if hp["use_bias"]:
+        bias = b.weight("bias", TensorType(dt, (units,)), hp["bias_initializer"], loc)
+        y = b.node("Add", [y, bias], out_type, loc)
+    return lw.apply_layer(hp["activation"], [y], b, loc)
+
+
+def lower_dropout(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+    if not 0 <= hp["rate"] < 1:
+        raise error(loc, f"dropout rate must be in [0, 1), got {hp['rate']}")
+    return xs[0]  # identity at inference, as in Keras
+
+
+def lower_batch_norm(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+    # Keras inference form over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta
+    x = _float_input(xs[0], "batch_norm", loc)
+    c, dt = _last_dim(x, "batch_norm", loc), x.type.dtype
+    vec = TensorType(dt, (c,))
+    gamma = b.weight("gamma", vec, InitSpec("ones"), loc)
+    beta = b.weight("beta", vec, InitSpec("zeros"), loc)
+    mean = b.weight("moving_mean", vec, InitSpec("zeros"), loc)
+    var = b.weight("moving_variance", vec, InitSpec("ones"), loc)
+    std = b.node("Sqrt", [b.node("Add", [var, b.const(hp["epsilon"], dt)], vec, loc)], vec, loc)
+    centered = b.node("Sub", [x, mean], x.type, loc)
+    scaled = b.node("Mul", [b.node("Div", [centered, std], x.type, loc), gamma], x.type, loc)
+    return b.node("Add", [scaled, beta], x.type, loc)
+
+
+def lower_layer_norm(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+    x = _float_input(xs[0], "layer_norm", loc)
+    c, dt = _last_dim(x, "layer_norm", loc), x.type.dtype
+    gamma = b.weight("gamma", TensorType(dt, (c,)), InitSpec("ones"), loc)
+    beta = b.weight("beta", TensorType(dt, (c,)), InitSpec("zeros"), loc)
+    return b.node("LayerNormalization", [x, gamma, beta], x.type, loc, axis=-1, epsilon=float(hp["epsilon"]))
+
+
+def _stat(b: BlockBuilder, hp: dict, key: str, init: str, c: int, dt: str, loc: Span | None) -> Value:
+    given = hp[key]
+    if given is None:
+        return b.weight(key, TensorType(dt, (c,)), InitSpec(init), loc)
+    values = given if isinstance(given, list) else [given] * c
+    if len(values) != c or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise error(loc, f"normalization {key} must be a number or a list of {c} numbers, got {given!r}")
+    return b.const([float(v) for v in values], dt)
+
+
+def lower_normalization(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+    # Keras Normalization: (x - mean) / max(sqrt(variance), epsilon)
+    x = _float_input(xs[0], "normalization", loc)
+    c, dt = _last_dim(x, "normalization", loc), x.type.dtype
+    if (hp["mean"] is None) != (hp["variance"] is None):
+        raise error(loc, "normalization takes both mean and variance, or neither (then they are weights)")
+    mean, var = _stat(b, hp, "mean", "zeros", c, dt, loc), _stat(b, hp, "variance", "ones", c, dt, loc)
+    vec = TensorType(dt, (c,))
+    std = b.node("Max", [b.node("Sqrt", [var], vec, loc), b.const(KERAS_EPSILON, dt)], vec, loc)
+    return b.node("Div", [b.node("Sub", [x, mean], x.type, loc), std], x.type, loc)
+
+
+def lower_embedding(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+    x = xs[0]
+    if x.type.dtype not in INT_DTYPES:
+        raise error(loc, f"embedding expects integer indices (int32 or int64), got {x.type}")
+    table = b.weight("embeddings", TensorType("float32", (hp["input_dim"], hp["output_dim"])),
+                     hp["embeddings_initializer"], loc)
+    return b.node("Gather", [table, x], TensorType("float32", x.type.shape + (hp["output_dim"],)), loc, axis=0)
+
+
+def lower_flatten(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+    x = xs[0]
+    if x.type.rank < 1:
+        raise error(loc, f"flatten needs a batch axis, got {x.type}")
+    rest = 1
+    for d in x.type.shape[1:]:
+        rest = rest * d if isinstance(d, int) and rest is not None else None  # type: ignore[assignment]
+    return b.node("Flatten", [x], TensorType(x.type.dtype, (x.type.shape[0], rest)), loc, axis=1)
+
+
+def lower_reshape_layer(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+    # Keras Reshape: target_shape leaves out the batch axis; ONNX 0 copies it.
+    x, target = xs[0], hp["shape"]
+    if not isinstance(target, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in target):
+        raise error(loc, f"reshape shape must be a list of ints such as [4, -1], got {target!r}")
+    if x.type.rank < 1 or 0 in target:
+        raise error(loc, f"reshape needs a batch axis and nonzero sizes, got {x.type} -> {target}")
+    rest = reshape_shape(x.type.shape[1:], target, loc)
+    shape = b.const([0, *target], "int64")
+    return b.node("Reshape", [x, shape], TensorType(x.type.dtype, (x.type.shape[0], *rest)), loc)
+
+
+def lower_concat_layer(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+    return lower_concat(b, loc, *xs, axis=hp["axis"])
+
+
+def _layer(name: str, lower: Callable[..., Value], doc: str, *hparams: tuple[str, str, Any],
+           variadic: bool = False) -> BuiltinLayer:
+    return BuiltinLayer(name, list(hparams), lower, doc, variadic)
+
+
+_ACTIVATIONS = [
+    _layer("linear", lower_linear, "identity"),
+    _layer("relu", _activation("Relu"), "max(x, 0)"),
+    _layer("elu", _activation("Elu", alpha=1.0), "x if x > 0 else alpha * (exp(x) - 1)", ("alpha", "float", 1.0)),
+    _layer("selu", _activation("Selu", alpha=SELU_ALPHA, gamma=SELU_SCALE), "scaled elu (Keras constants)"),
+    _layer("sigmoid", _activation("Sigmoid"), "1 / (1 + exp(-x))"),
+    _layer("tanh", _activation("Tanh"), "hyperbolic tangent"),
+    _layer("softmax", lower_softmax_layer, "exp(x) / sum(exp(x), axis)", ("axis", "int", -1)),
+    _layer("softplus", _activation("Softplus"), "log(1 + exp(x))"),
+    _layer("softsign", _activation("Softsign"), "x / (1 + |x|)"),
+    _layer("gelu", lower_gelu, "x * 0.5 * (1 + erf(x / sqrt 2))"),
+    _layer("silu", lower_silu, "x * sigmoid(x)"),
+    _layer("exponential", _activation("Exp"), "exp(x)"),
+    _layer("leaky_relu", _activation("LeakyRelu", alpha=0.2), "x if x > 0 else alpha * x", ("alpha", "float", 0.2)),
+]
+
+_LAYERS = [
+    _layer("dense", lower_dense, "x @ kernel + bias, then activation",
+           ("units", "int", REQUIRED), ("activation", "layer", "linear"), ("use_bias", "bool", True),
+           ("kernel_initializer", "initializer", InitSpec("glorot_uniform")),
+           ("bias_initializer", "initializer", InitSpec("zeros"))),
+    _layer("dropout", lower_dropout, "identity at inference", ("rate", "float", REQUIRED), ("seed", "int", 0)),
+    _layer("batch_norm", lower_batch_norm, "inference batch normalization over the last axis",
+           ("epsilon", "float", 1e-3), ("momentum", "float", 0.99)),
+    _layer("layer_norm", lower_layer_norm, "layer normalization over the last axis", ("epsilon", "float", 1e-3)),
+    _layer("normalization", lower_normalization, "(x - mean) / max(sqrt(variance), 1e-7)",
+           ("mean", "any", None), ("variance", "any", None)),
+    _layer("embedding", lower_embedding, "rows of the embeddings table",
+           ("input_dim", "int", REQUIRED), ("output_dim", "int", REQUIRED),
+           ("embeddings_initializer", "initializer", InitSpec("random_uniform"))),
+    _layer("flatten", lower_flatten, "[batch, ...] -> [batch, product]"),
+    _layer("reshape", lower_reshape_layer, "[batch, ...] -> [batch, *shape]", ("shape", "list", REQUIRED)),
+    _layer("concat", lower_concat_layer, "join inputs along axis", ("axis", "int", -1), variadic=True),
+]
+
+BUILTIN_LAYERS: dict[str, BuiltinLayer] = {layer.name: layer for layer in _ACTIVATIONS + _LAYERS}
+ACTIVATIONS = tuple(layer.name for layer in _ACTIVATIONS)

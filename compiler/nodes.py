@@ -1,0 +1,204 @@
+"""AST of a .model file: one dataclass per grammar rule, each with its source span."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+from .source import Span
+
+
+# --- expressions -----------------------------------------------------------
+@dataclass
+class Number:          # 3, 0.5, 1e-3; is_int keeps `3` apart from `3.0`
+    loc: Span
+    value: float | int
+    is_int: bool
+
+
+@dataclass
+class String:          # "relu_1"
+    loc: Span
+    value: str
+
+
+@dataclass
+class Bool:            # true, false
+    loc: Span
+    value: bool
+
+
+@dataclass
+class Name:            # x, units, relu
+    loc: Span
+    id: str
+
+
+@dataclass
+class ListExpr:        # [2, -1]
+    loc: Span
+    items: list["Expr"]
+
+
+@dataclass
+class Binary:          # a + b, a @ b, a and b, a <= b
+    loc: Span
+    op: str
+    left: "Expr"
+    right: "Expr"
+
+
+@dataclass
+class Unary:           # -a, not a
+    loc: Span
+    op: str
+    operand: "Expr"
+
+
+@dataclass
+class Keyword:         # axis=-1
+    loc: Span
+    name: str
+    value: "Expr"
+
+
+@dataclass
+class Call:            # exp(x), dense(4), dense(4)(x)
+    loc: Span
+    func: "Expr"
+    args: list["Expr"]
+    kwargs: list[Keyword]
+
+
+@dataclass
+class Slice:           # 0:4, ::2
+    loc: Span
+    start: "Expr | None"
+    stop: "Expr | None"
+    step: "Expr | None"
+
+
+@dataclass
+class EllipsisIndex:   # ... inside x[..., -1]
+    loc: Span
+
+
+@dataclass
+class Index:           # x[:, 0:4]
+    loc: Span
+    target: "Expr"
+    items: list["Expr | Slice | EllipsisIndex"]
+
+
+@dataclass
+class StageRef:        # `-> relu` (args None) or `-> dense(4, name="d")`
+    loc: Span
+    name: str
+    args: list["Expr"] | None
+    kwargs: list[Keyword]
+
+
+@dataclass
+class Repeat:          # `-> repeat 3 residual(30)`, `-> repeat 2 shared dense(8)`
+    loc: Span
+    count: int
+    shared: bool
+    stage: "Stage"
+
+
+@dataclass
+class Pipe:            # value -> stage
+    loc: Span
+    value: "Expr"
+    stage: "Stage"
+
+
+Stage = Union[StageRef, Repeat]
+Expr = Union[Number, String, Bool, Name, ListExpr, Binary, Unary, Call, Index, Pipe]
+
+
+# --- declarations ----------------------------------------------------------
+@dataclass
+class Dim:             # 8, batch, ...
+    loc: Span
+    value: int | str   # "..." for any number of leading dims
+
+
+@dataclass
+class ScalarType:      # int, float, bool, str, layer
+    loc: Span
+    name: str
+
+
+@dataclass
+class TensorTypeSpec:  # [batch, n] or float32[batch, 8]
+    loc: Span
+    dtype: str | None
+    dims: list[Dim]
+
+
+TypeSpec = Union[ScalarType, TensorTypeSpec]
+
+
+@dataclass
+class Param:           # `units: int = 3` (hyperparameter) or `x: [batch, n]` (input)
+    loc: Span
+    name: str
+    type: TypeSpec | None
+    default: Expr | None
+
+
+# --- statements ------------------------------------------------------------
+@dataclass
+class Assign:          # h = EXPR
+    loc: Span
+    name: str
+    value: Expr
+
+
+@dataclass
+class ParamDecl:       # param kernel: [n, units] = glorot_normal
+    loc: Span
+    name: str
+    type: TensorTypeSpec
+    init: Expr
+
+
+@dataclass
+class StateDecl:       # state total = sum(loss)
+    loc: Span
+    name: str
+    value: Expr
+
+
+@dataclass
+class Return:          # return y, aux
+    loc: Span
+    values: list[Expr]
+
+
+Statement = Union[Assign, ParamDecl, StateDecl, Return]
+
+
+# --- definitions -----------------------------------------------------------
+@dataclass
+class Import:
+    loc: Span
+    path: str
+
+
+@dataclass
+class Definition:      # layer, model and metric share one shape
+    loc: Span
+    kind: str          # "layer" | "model" | "metric"
+    name: str
+    hparams: list[Param]
+    inputs: list[Param]
+    body: list[Statement]
+    name_loc: Span | None = None
+
+
+@dataclass
+class Program:
+    file: str
+    imports: list[Import] = field(default_factory=list)
+    definitions: list[Definition] = field(default_factory=list)

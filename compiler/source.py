@@ -1,0 +1,92 @@
+"""Source positions and the one diagnostic type every stage reports with."""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of one source file, 1-based lines and columns, end exclusive."""
+
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass
+class Diagnostic:
+    span: Span | None
+    message: str
+    severity: str = "error"
+    source_line: str | None = None
+
+    def render(self) -> str:
+        where = f"{self.span}: " if self.span else ""
+        text = f"{where}{self.severity}: {self.message}"
+        if self.span and self.source_line is not None:
+            line = self.source_line.rstrip("\n")
+            end = self.span.end_col if self.span.end_line == self.span.line else len(line) + 1
+            width = max(1, min(end, len(line) + 1) - self.span.col)
+            text += f"\n{line}\n{' ' * (self.span.col - 1)}{'^' * width}"
+        return text
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class ModelcError(Exception):
+    """Base of every user-facing error: carries one or more diagnostics."""
+
+    def __init__(self, diagnostics: Diagnostic | Iterable[Diagnostic]):
+        self.diagnostics = [diagnostics] if isinstance(diagnostics, Diagnostic) else list(diagnostics)
+        super().__init__("\n".join(d.render() for d in self.diagnostics))
+
+
+class CheckError(ModelcError):
+    """A name, type or shape error found before any ONNX is built."""
+
+
+class SyntaxErrorDiag(ModelcError):
+    """The parser rejected the text."""
+
+
+class WeightsError(ModelcError):
+    """Weights file does not match the model's parameters."""
+
+
+def error(span: Span | None, message: str) -> CheckError:
+    """The one helper every check raises through."""
+    return CheckError(Diagnostic(span, message))
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    match = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+@dataclass
+class SourceFiles:
+    """Text of every file read, so diagnostics can show the offending line."""
+
+    texts: dict[str, str] = field(default_factory=dict)
+
+    def line(self, span: Span | None) -> str | None:
+        if span is None or span.file not in self.texts:
+            return None
+        lines = self.texts[span.file].splitlines()
+        return lines[span.line - 1] if 0 < span.line <= len(lines) else None
+
+    def attach(self, diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+        out = []
+        for d in diagnostics:
+            if d.source_line is None:
+                d.source_line = self.line(d.span)
+            out.append(d)
+        return out

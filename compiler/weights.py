@@ -1,0 +1,56 @@
+"""Bind weights by name from .safetensors or .npz (never pickle), strictly, or initialize them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .emit import NUMPY_DTYPES
+from .initializers import initialize
+from .ir import WeightSlot
+from .source import Diagnostic, WeightsError, did_you_mean
+
+
+def read_weights(path: str) -> dict[str, np.ndarray]:
+    suffix = Path(path).suffix
+    try:
+        if suffix == ".safetensors":
+            from safetensors.numpy import load_file
+            return dict(load_file(path))
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as e:
+        raise WeightsError(Diagnostic(None, f"cannot read weights {path}: {e}")) from None
+    raise WeightsError(Diagnostic(None, f"weights must be .safetensors or .npz, got {path}"))
+
+
+def bind_weights(slots: list[WeightSlot], path: str | None, seed: int, init_missing: bool) -> dict[str, np.ndarray]:
+    """Every slot gets an array of its exact shape and dtype; any mismatch is reported by name."""
+    given = read_weights(path) if path else {}
+    problems: list[Diagnostic] = []
+    out: dict[str, np.ndarray] = {}
+    for slot in slots:
+        dtype = NUMPY_DTYPES[slot.type.dtype]
+        shape = tuple(int(d) for d in slot.type.shape)  # type: ignore[arg-type]
+        if slot.name in given:
+            array = given[slot.name]
+            if array.shape != shape:
+                problems.append(Diagnostic(slot.loc, f"weight '{slot.name}' has shape {list(array.shape)} in "
+                                                     f"{path}, expected {list(shape)}"))
+            elif array.dtype != dtype:
+                problems.append(Diagnostic(slot.loc, f"weight '{slot.name}' has dtype {array.dtype} in {path}, "
+                                                     f"expected {np.dtype(dtype).name}"))
+            out[slot.name] = np.ascontiguousarray(array)
+        elif path is None or init_missing:
+            out[slot.name] = initialize(slot.init, shape, dtype, seed, slot.name)
+        else:
+            problems.append(Diagnostic(slot.loc, f"weight '{slot.name}' {list(shape)} {slot.type.dtype} is missing "
+                                                 f"from {path} (use --init-missing to initialize it)"))
+    known = {s.name for s in slots}
+    for name in sorted(set(given) - known):
+        problems.append(Diagnostic(None, f"weight '{name}' in {path} is not a parameter of the model"
+                                         f"{did_you_mean(name, known)}"))
+    if problems:
+        raise WeightsError(problems)
+    return out

@@ -1,0 +1,1 @@
+"""Package data: model.lark, the grammar of the .model language."""

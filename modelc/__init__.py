@@ -1,0 +1,24 @@
+"""modelc: a declarative model-graph language compiled to ONNX.
+
+The pipeline lives in sibling packages: grammar/ (syntax), compiler/ (parse ->
+check -> lower -> emit) and runtime/ (sessions, data, metrics). This package
+is the Python API; `modelc check` must not import onnx, so the API is loaded lazily.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {"compile_file", "compile_source", "check_file", "check_source", "params", "summary",
+        "save", "Diagnostic", "ModelcError"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        from . import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'modelc' has no attribute {name!r}")
+
+
+__all__ = sorted(_API)

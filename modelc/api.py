@@ -1,0 +1,63 @@
+"""The Python API: the same operations as the command line."""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from .compiler import driver
+from .compiler.source import Diagnostic, ModelcError
+
+if TYPE_CHECKING:
+    import onnx
+
+__all__ = ["compile_file", "compile_source", "check_file", "check_source", "params", "summary", "save",
+           "Diagnostic", "ModelcError"]
+
+
+def check_source(text: str, file: str = "<string>") -> list[Diagnostic]:
+    """Parse and check; returns every diagnostic (empty when the program is fine)."""
+    try:
+        return driver.check_program(driver.load_source(text, file))
+    except ModelcError as e:
+        return e.diagnostics
+
+
+def check_file(path: str | os.PathLike) -> list[Diagnostic]:
+    try:
+        return driver.check_program(driver.load_file(path))
+    except ModelcError as e:
+        return e.diagnostics
+
+
+def compile_source(text: str, file: str = "<string>", model: str | None = None, weights: str | None = None,
+                   seed: int = 0, opset: int | None = None, inline: bool = False,
+                   init_missing: bool = False) -> "onnx.ModelProto":
+    """Compile .model text to an ONNX ModelProto. Raises ModelcError with diagnostics."""
+    return driver.compile_program(driver.load_source(text, file), model, weights, seed, opset, inline, init_missing)
+
+
+def compile_file(path: str | os.PathLike, weights: str | None = None, seed: int = 0, opset: int | None = None,
+                 inline: bool = False, model: str | None = None, init_missing: bool = False) -> "onnx.ModelProto":
+    """Compile a .model file to an ONNX ModelProto.
+
+    >>> import modelc
+    >>> proto = modelc.compile_file("samples/housing.model", seed=0)
+    >>> [o.name for o in proto.graph.output]
+    ['y']
+    """
+    return driver.compile_program(driver.load_file(path), model, weights, seed, opset, inline, init_missing)
+
+
+def save(proto: "onnx.ModelProto", path: str | os.PathLike) -> None:
+    """Write a model atomically (external data when over 2 GB)."""
+    driver.save_model(proto, path)
+
+
+def params(path: str | os.PathLike, model: str | None = None) -> list[dict[str, Any]]:
+    """[{"name", "shape", "dtype"}] for every weight, in order."""
+    return driver.params_of(driver.load_file(path), model)
+
+
+def summary(path: str | os.PathLike, model: str | None = None) -> Any:
+    """The lowered model's top-level layer rows (see modelc summary)."""
+    return driver.lower_program(driver.load_file(path), model)

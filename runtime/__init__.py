@@ -1,0 +1,1 @@
+"""The runtime: sessions on onnxruntime / the reference evaluator, data readers, metrics."""
