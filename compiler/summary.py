@@ -1,0 +1,48 @@
+"""`modelc summary`: the table Keras' model.summary() prints."""
+from __future__ import annotations
+
+import io
+
+from . import ir
+from .types import show_shape
+
+DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
+
+
+def render_summary(model: ir.Model) -> str:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=f'Model: "{model.name}"')
+    table.add_column("Layer (type)")
+    table.add_column("Output Shape")
+    table.add_column("Param #", justify="right")
+    for v in model.graph.inputs:
+        table.add_row(escape(f"{v.name} (Input)"), escape(show_shape(v.type.shape)), "0")
+    for row in model.layers:
+        shape = show_shape(row.output.shape) if row.output else "?"
+        table.add_row(escape(f"{row.path} ({row.layer})"), escape(shape), f"{row.params:,}")
+    total = sum(_count(w) for w in model.graph.weights)
+    size = sum(_count(w) * DTYPE_BYTES[w.type.dtype] for w in model.graph.weights)
+    buf = io.StringIO()
+    console = Console(file=buf, width=100, force_terminal=False, color_system=None)
+    console.print(table)
+    console.print(f"Total params: {total:,} ({_human(size)})")
+    console.print(f"Weights: {len(model.graph.weights)}")
+    return buf.getvalue().rstrip()
+
+
+def _count(w: ir.WeightSlot) -> int:
+    n = 1
+    for d in w.type.shape:
+        n *= int(d)  # type: ignore[arg-type]
+    return n
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.2f} {unit}" if unit != "B" else f"{n} B"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"

@@ -1,0 +1,147 @@
+"""`modelc` command line: check, compile, summary, params (run, eval, compare: runtime)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from .compiler.source import ModelcError
+
+EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .compiler import driver
+    program = driver.load_file(args.file)
+    diagnostics = driver.check_program(program)
+    for d in diagnostics:
+        _err(d.render())
+    if diagnostics:
+        _err(f"{len(diagnostics)} error{'s' * (len(diagnostics) != 1)}")
+        return EXIT_USER
+    kinds = [d.kind for d in program.order]
+    print(f"{args.file}: ok ({kinds.count('model')} models, {kinds.count('layer')} layers, "
+          f"{kinds.count('metric')} metrics)")
+    return EXIT_OK
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from .compiler import driver
+    program = driver.load_file(args.file)
+    if args.dump == "ast":
+        for d in program.order:
+            print(d)
+        return EXIT_OK
+    if args.dump == "ir":
+        from .compiler.dump import dump_ir
+        print(dump_ir(driver.lower_program(program, args.model)))
+        return EXIT_OK
+    proto = driver.compile_program(program, args.model, args.weights, args.seed, args.opset, args.inline,
+                                   args.init_missing)
+    if args.dump == "onnx":
+        import onnx
+        print(onnx.printer.to_text(proto))
+    out = args.output or str(Path(args.file).with_suffix(".onnx"))
+    driver.save_model(proto, out)
+    print(f"wrote {out} ({len(proto.graph.initializer)} weights, {len(proto.functions)} layer functions, "
+          f"opset {proto.opset_import[0].version})")
+    return EXIT_OK
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    from .compiler import driver
+    rows = driver.params_of(driver.load_file(args.file), args.model)
+    if args.json:
+        print(json.dumps(rows))
+        return EXIT_OK
+    width = max([len(r["name"]) for r in rows] + [4])
+    for r in rows:
+        shape = "[" + ", ".join(str(d) for d in r["shape"]) + "]"
+        print(f"{r['name']:<{width}}  {shape:<16} {r['dtype']}")
+    return EXIT_OK
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from .compiler import driver
+    from .compiler.summary import render_summary
+    print(render_summary(driver.lower_program(driver.load_file(args.file), args.model)))
+    return EXIT_OK
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="which model of the file (needed when it holds several)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelc", description="Compile .model files to ONNX, run and evaluate them.")
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"modelc {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("check", help="parse and type/shape check; diagnostics only")
+    p.add_argument("file")
+    p.set_defaults(run=cmd_check)
+
+    p = sub.add_parser("compile", help="compile to ONNX")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", help="output .onnx (default: FILE with .onnx)")
+    _model_options(p)
+    p.add_argument("--weights", help=".safetensors or .npz with weights by name")
+    p.add_argument("--init-missing", action="store_true", help="initialize weights the file lacks")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initializers (default 0)")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: newest supported)")
+    p.add_argument("--inline", action="store_true", help="one flat graph instead of a function per layer")
+    p.add_argument("--dump", choices=["ast", "ir", "onnx"], help="print a stage's output")
+    p.set_defaults(run=cmd_compile)
+
+    p = sub.add_parser("summary", help="Keras-style table of layers, output shapes, params")
+    p.add_argument("file")
+    _model_options(p)
+    p.set_defaults(run=cmd_summary)
+
+    p = sub.add_parser("params", help="weight names, shapes, dtypes, in order")
+    p.add_argument("file")
+    _model_options(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_params)
+
+    from .runtime_cli import add_runtime_commands
+    add_runtime_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return run(args)
+    except ModelcError as e:
+        for d in e.diagnostics:
+            _err(d.render())
+        return EXIT_USER
+    except KeyboardInterrupt:
+        _err("modelc: interrupted")
+        return 130
+    except RecursionError:
+        _err("modelc: error: the program is nested too deeply")
+        return EXIT_USER
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as e:  # noqa: BLE001 - a user never sees a traceback
+        _err(f"modelc: internal error: {type(e).__name__}: {e} (please report it with the input file)")
+        return EXIT_USER
+
+
+def _entry() -> Any:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
