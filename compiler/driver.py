@@ -134,15 +134,16 @@ def compile_program(program: Program, model: str | None = None, weights: str | N
     from .emit import DEFAULT_OPSET, MIN_OPSET, emit_model
     from .weights import bind_weights
 
+    import onnx
     opset = DEFAULT_OPSET if opset is None else opset
-    if not MIN_OPSET <= opset <= DEFAULT_OPSET:
-        raise ModelcError(Diagnostic(None, f"--opset must be between {MIN_OPSET} and {DEFAULT_OPSET}, got {opset}"))
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise ModelcError(Diagnostic(None, f"--opset must be between {MIN_OPSET} and {newest}, got {opset}"))
     lowered = lower_program(program, model)
     arrays = bind_weights(lowered.graph.weights, weights, seed, init_missing)
     meta = {"modelc.version": VERSION, "modelc.source_sha256": lowered.source_hash,
             "modelc.source": os.path.basename(program.root), "modelc.seed": str(seed)}
     proto = emit_model(lowered, arrays, opset=opset, inline=inline, metadata=meta)
-    import onnx
     try:
         onnx.checker.check_model(proto, full_check=True) if proto.ByteSize() < 2**31 - 2**20 else None
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:

@@ -32,6 +32,22 @@ def const_tensor(c: ir.ConstTensor, name: str = "value") -> onnx.TensorProto:
     return numpy_helper.from_array(np.array(c.values, dtype=NUMPY_DTYPES[c.dtype]).reshape(c.shape), name)
 
 
+def axes_as_input(op: str, opset: int) -> bool:
+    """ReduceSum takes axes as an input from opset 13, the other reductions from 18."""
+    return op.startswith("Reduce") and (op == "ReduceSum" or opset >= 18)
+
+
+def make_nodes(node: ir.Node, rename: dict[str, str], prefix: str, opset: int) -> list[onnx.NodeProto]:
+    if "axes" in node.attrs and axes_as_input(node.op, opset):
+        axes_name = rename.get(node.outputs[0], node.outputs[0]) + "_axes"
+        axes = helper.make_node("Constant", [], [axes_name], name=prefix + node.name + "/axes",
+                                value=numpy_helper.from_array(np.array(node.attrs["axes"], np.int64)))
+        attrs = {k: v for k, v in node.attrs.items() if k != "axes"}
+        reduce = ir.Node(node.op, [*node.inputs, axes_name], node.outputs, attrs, node.name, node.loc)
+        return [axes, make_node(reduce, rename, prefix)]
+    return [make_node(node, rename, prefix)]
+
+
 def make_node(node: ir.Node, rename: dict[str, str], prefix: str) -> onnx.NodeProto:
     attrs = {}
     for key, value in node.attrs.items():
@@ -64,7 +80,7 @@ class Emitter:
         """The block's nodes; in inline mode calls expand with names prefixed by their path."""
         for item in block.items:
             if isinstance(item, ir.Node):
-                yield make_node(item, rename, prefix)
+                yield from make_nodes(item, rename, prefix, self.opset)
                 continue
             actual = [rename.get(n, n) for n in (*item.inputs, *item.weights)]
             outs = [rename.get(o, o) for o in item.outputs]

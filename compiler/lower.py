@@ -86,6 +86,9 @@ class Lowerer:
             names.append(name)
         outputs = []
         for name, value in zip(names, returned):
+            if value.name == name:  # a model input returned as it is
+                outputs.append(value)
+                continue
             b.block.items.append(ir.Node("Identity", [value.name], [name], {}, name, ret.loc))
             outputs.append(ir.Value(name, value.type))
         b.block.outputs = outputs

@@ -171,10 +171,9 @@ def _reduce(onnx_op: str, name: str) -> Callable:
         axes = _axes(axis, x.type.rank, name, loc)
         reduced = set(range(x.type.rank)) if axes is None else set(axes)
         shape = tuple((1 if i in reduced else d) for i, d in enumerate(x.type.shape) if keepdims or i not in reduced)
-        inputs: list[Any] = [x]
-        if axes is not None:
-            inputs.append(b.const(axes, "int64"))
-        return b.node(onnx_op, inputs, TensorType(x.type.dtype, shape), loc, keepdims=int(bool(keepdims)))
+        # axes stay an attribute here; emit.py turns them into an input where the opset wants one
+        attrs = {"axes": axes} if axes is not None else {}
+        return b.node(onnx_op, [x], TensorType(x.type.dtype, shape), loc, keepdims=int(bool(keepdims)), **attrs)
     return lower
 
 
@@ -196,11 +195,11 @@ def lower_softmax(b: BlockBuilder, loc: Span | None, x: Any, axis: int = -1) -> 
     return b.node("Softmax", [x], x.type, loc, axis=axis)
 
 
-def lower_where(b: BlockBuilder, loc: Span | None, cond: Any, a: Any, c: Any) -> Value:
+def lower_where(b: BlockBuilder, loc: Span | None, cond: Any, x: Any, y: Any) -> Value:
     cond = _tensor_arg(cond, "where", loc)
     if cond.type.dtype != "bool":
         raise error(loc, f"where() condition must be bool, got {cond.type}")
-    x, y = unify(b, [a, c], loc, "where()")
+    x, y = unify(b, [x, y], loc, "where()")
     shape = _broadcast([cond.type.shape, x.type.shape, y.type.shape], loc)
     return b.node("Where", [cond, x, y], TensorType(x.type.dtype, shape), loc)
 
@@ -300,7 +299,7 @@ FUNCTIONS: dict[str, Function] = {
     "relu": Function(("x",), {}, _elementwise("Relu", "relu"), "max(x, 0)"),
     "softplus": Function(("x",), {}, _elementwise("Softplus", "softplus"), "log(1 + exp(x))"),
     "softmax": Function(("x", "axis"), {"axis": -1}, lower_softmax, "exp(x) / sum(exp(x), axis)"),
-    "where": Function(("cond", "a", "b"), {}, lower_where, "a where cond else b"),
+    "where": Function(("cond", "x", "y"), {}, lower_where, "x where cond else y"),
     "clip": Function(("x", "lo", "hi"), {}, lower_clip, "x limited to [lo, hi]"),
     "min": Function(("*",), {"axis": None, "keepdims": False}, _min_max("ReduceMin", "Min", "min"),
                     "min(x, axis=) reduces; min(a, b) is element-wise"),
