@@ -1,0 +1,146 @@
+"""Weights: params -> file -> compile -> outputs round trip, and every strictness error."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from safetensors.numpy import save_file
+
+import modelc
+from helpers import run_cli
+
+SOURCE = """
+layer scale(units: int)(x: [..., n]) {
+    param w: [n, units] = ones
+    return x @ w
+}
+model m(x: float32[batch, 3]) {
+    y = x -> dense(4, activation=relu) -> scale(2)
+    return y
+}
+"""
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    path = tmp_path / "m.model"
+    path.write_text(SOURCE)
+    return path
+
+
+def weights_for(params: list[dict], seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {p["name"]: rng.normal(size=p["shape"]).astype(p["dtype"]) for p in params}
+
+
+def predict(path, x):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})[0]
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "npz"])
+def test_round_trip_params_file_compile_outputs(model_file, tmp_path, fmt):
+    listed = run_cli("params", model_file, "--json")
+    assert listed.returncode == 0, listed.stderr
+    params = json.loads(listed.stdout)
+    assert params == [{"name": "dense.kernel", "shape": [3, 4], "dtype": "float32"},
+                      {"name": "dense.bias", "shape": [4], "dtype": "float32"},
+                      {"name": "scale.w", "shape": [4, 2], "dtype": "float32"}]
+    w = weights_for(params)
+    wfile = tmp_path / f"w.{fmt}"
+    save_file(w, str(wfile)) if fmt == "safetensors" else np.savez(wfile, **w)
+    out = tmp_path / "m.onnx"
+    result = run_cli("compile", model_file, "-o", out, "--weights", wfile)
+    assert result.returncode == 0, result.stderr
+    x = np.random.default_rng(1).normal(size=(5, 3)).astype(np.float32)
+    want = np.maximum(x @ w["dense.kernel"] + w["dense.bias"], 0) @ w["scale.w"]
+    np.testing.assert_allclose(predict(out, x), want, rtol=1e-5, atol=1e-6)
+    stored = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(out).graph.initializer}
+    for name, value in w.items():
+        np.testing.assert_array_equal(stored[name], value)
+    assert all(t.HasField("raw_data") for t in onnx.load(out).graph.initializer)
+
+
+def write_and_compile(model_file, tmp_path, weights, *flags):
+    wfile = tmp_path / "w.safetensors"
+    save_file(weights, str(wfile))
+    return run_cli("compile", model_file, "-o", tmp_path / "o.onnx", "--weights", wfile, *flags)
+
+
+def test_missing_weight_is_named(model_file, tmp_path):
+    w = weights_for(modelc.params(model_file))
+    del w["scale.w"]
+    result = write_and_compile(model_file, tmp_path, w)
+    assert result.returncode == 1
+    assert "weight 'scale.w' [4, 2] float32 is missing from" in result.stderr
+    assert "--init-missing" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "o.onnx").exists()
+
+
+def test_init_missing_initializes_only_the_missing(model_file, tmp_path):
+    w = weights_for(modelc.params(model_file))
+    del w["scale.w"]
+    result = write_and_compile(model_file, tmp_path, w, "--init-missing")
+    assert result.returncode == 0, result.stderr
+    stored = {t.name: onnx.numpy_helper.to_array(t) for t in onnx.load(tmp_path / "o.onnx").graph.initializer}
+    np.testing.assert_array_equal(stored["dense.kernel"], w["dense.kernel"])
+    np.testing.assert_array_equal(stored["scale.w"], np.ones((4, 2), np.float32))
+
+
+def test_extra_weight_is_named_with_a_suggestion(model_file, tmp_path):
+    w = weights_for(modelc.params(model_file))
+    w["dense.kernal"] = w["dense.kernel"]
+    result = write_and_compile(model_file, tmp_path, w)
+    assert result.returncode == 1
+    assert "weight 'dense.kernal' in" in result.stderr and "did you mean 'dense.kernel'?" in result.stderr
+
+
+def test_misshaped_weight_is_named(model_file, tmp_path):
+    w = weights_for(modelc.params(model_file))
+    w["dense.bias"] = np.zeros(5, np.float32)
+    result = write_and_compile(model_file, tmp_path, w)
+    assert result.returncode == 1
+    assert "weight 'dense.bias' has shape [5]" in result.stderr and "expected [4]" in result.stderr
+
+
+def test_mistyped_weight_is_named(model_file, tmp_path):
+    w = weights_for(modelc.params(model_file))
+    w["dense.bias"] = w["dense.bias"].astype(np.float64)
+    result = write_and_compile(model_file, tmp_path, w)
+    assert result.returncode == 1
+    assert "weight 'dense.bias' has dtype float64" in result.stderr and "expected float32" in result.stderr
+
+
+def test_all_problems_reported_at_once(model_file, tmp_path):
+    w = weights_for(modelc.params(model_file))
+    del w["scale.w"]
+    w["dense.bias"] = np.zeros(5, np.float32)
+    w["extra"] = np.zeros(1, np.float32)
+    result = write_and_compile(model_file, tmp_path, w)
+    assert result.returncode == 1
+    assert result.stderr.count("error:") == 3
+
+
+def test_npz_with_pickled_objects_is_refused(model_file, tmp_path):
+    wfile = tmp_path / "w.npz"
+    np.savez(wfile, **{"dense.kernel": np.array([{"a": 1}], dtype=object)})
+    result = run_cli("compile", model_file, "-o", tmp_path / "o.onnx", "--weights", wfile)
+    assert result.returncode == 1 and "cannot read weights" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_weights_format(model_file, tmp_path):
+    wfile = tmp_path / "w.pt"
+    wfile.write_bytes(b"\x80\x04")
+    result = run_cli("compile", model_file, "-o", tmp_path / "o.onnx", "--weights", wfile)
+    assert result.returncode == 1 and "must be .safetensors or .npz" in result.stderr
+
+
+def test_float16_model_weights_are_float16(tmp_path):
+    proto = modelc.compile_source("model m(x: float16[batch, 3]) { return x -> dense(2) }")
+    assert {onnx.helper.tensor_dtype_to_np_dtype(t.data_type) for t in proto.graph.initializer} == {np.dtype(np.float16)}
+    x = np.ones((2, 3), np.float16)
+    (y,) = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert y.dtype == np.float16 and y.shape == (2, 2)
