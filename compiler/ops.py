@@ -163,12 +163,24 @@ def _axes(axis: Any, rank: int, fn: str, loc: Span | None) -> list[int] | None:
         raise error(loc, f"{fn}(): {e}") from None
 
 
+def _one_axis(axis: Any, rank: int, fn: str, loc: Span | None) -> int:
+    """An axis that must be a single int (softmax, argmax, concat), normalized to >= 0."""
+    if not isinstance(axis, int) or isinstance(axis, bool):
+        raise error(loc, f"{fn}() axis must be one int, got {axis!r}")
+    (ax,) = _axes(axis, rank, fn, loc)  # type: ignore[misc]
+    return ax
+
+
 def _reduce(onnx_op: str, name: str) -> Callable:
     def lower(b: BlockBuilder, loc: Span | None, x: Any, axis: Any = None, keepdims: bool = False) -> Value:
         x = _tensor_arg(x, name, loc)
         if x.type.dtype == "bool":
-            raise error(loc, f"{name}() needs a numeric tensor, got {x.type}; use cast(x, float32)")
+            if onnx_op != "ReduceSum":
+                raise error(loc, f"{name}() needs a numeric tensor, got {x.type}; use cast(x, float32)")
+            x = b.node("Cast", [x], TensorType("int64", x.type.shape), loc, to="int64")  # numpy: sum counts
         axes = _axes(axis, x.type.rank, name, loc)
+        if axes == []:  # numpy: axis=() reduces nothing (ONNX would reduce every axis)
+            return x
         reduced = set(range(x.type.rank)) if axes is None else set(axes)
         shape = tuple((1 if i in reduced else d) for i, d in enumerate(x.type.shape) if keepdims or i not in reduced)
         # axes stay an attribute here; emit.py turns them into an input where the opset wants one
@@ -183,6 +195,9 @@ def _min_max(reduce_op: str, elementwise_op: str, name: str) -> Callable:
     def lower(b: BlockBuilder, loc: Span | None, *args: Any, axis: Any = None, keepdims: bool = False) -> Value:
         if len(args) == 1:
             return reduce(b, loc, args[0], axis=axis, keepdims=keepdims)
+        if axis is not None or keepdims:
+            raise error(loc, f"{name}() of several operands is element-wise and takes no axis= or keepdims=; "
+                             f"reduce one tensor: {name}(x, axis=...)")
         operands = unify(b, list(args), loc, f"{name}()")
         shape = _broadcast([o.type.shape for o in operands], loc)
         return b.node(elementwise_op, operands, TensorType(operands[0].type.dtype, shape), loc)
@@ -191,8 +206,7 @@ def _min_max(reduce_op: str, elementwise_op: str, name: str) -> Callable:
 
 def lower_softmax(b: BlockBuilder, loc: Span | None, x: Any, axis: int = -1) -> Value:
     x = _tensor_arg(x, "softmax", loc, float_only=True)
-    _axes(axis, x.type.rank, "softmax", loc)
-    return b.node("Softmax", [x], x.type, loc, axis=axis)
+    return b.node("Softmax", [x], x.type, loc, axis=_one_axis(axis, x.type.rank, "softmax", loc))
 
 
 def lower_where(b: BlockBuilder, loc: Span | None, cond: Any, x: Any, y: Any) -> Value:
@@ -216,15 +230,16 @@ def lower_clip(b: BlockBuilder, loc: Span | None, x: Any, lo: Any, hi: Any) -> V
 
 def lower_argmax(b: BlockBuilder, loc: Span | None, x: Any, axis: int = -1, keepdims: bool = False) -> Value:
     x = _tensor_arg(x, "argmax", loc)
-    (ax,) = _axes(axis, x.type.rank, "argmax", loc) or [0]
+    ax = _one_axis(axis, x.type.rank, "argmax", loc)
     shape = tuple(1 if i == ax else d for i, d in enumerate(x.type.shape) if keepdims or i != ax)
     return b.node("ArgMax", [x], TensorType("int64", shape), loc, axis=ax, keepdims=int(bool(keepdims)))
 
 
 def reshape_shape(in_shape: tuple, target: list[int], loc: Span | None) -> tuple:
     """numpy reshape rules over a shape whose dims may be symbolic."""
-    if target.count(-1) > 1 or any(t < -1 for t in target):
-        raise error(loc, f"reshape target {target} may hold one -1 and otherwise sizes >= 0")
+    # numpy reads 0 as an empty axis, ONNX as "copy this dim": neither fits a tensor with data, so refuse it
+    if target.count(-1) > 1 or any(t < -1 or t == 0 for t in target):
+        raise error(loc, f"reshape target {target} may hold one -1 and otherwise sizes >= 1")
     total = product(in_shape)
     known = product(tuple(t for t in target if t != -1))
     if -1 in target:
@@ -274,7 +289,7 @@ def lower_concat(b: BlockBuilder, loc: Span | None, *args: Any, axis: int = -1) 
     rank = tensors[0].type.rank
     if any(t.type.rank != rank for t in tensors):
         raise error(loc, "concat() needs tensors of one rank, got " + ", ".join(str(t.type) for t in tensors))
-    (ax,) = _axes(axis, rank, "concat", loc) or [0]
+    ax = _one_axis(axis, rank, "concat", loc)
     shape = list(tensors[0].type.shape)
     for t in tensors[1:]:
         for i, (d, e) in enumerate(zip(shape, t.type.shape)):
@@ -317,8 +332,70 @@ FUNCTIONS: dict[str, Function] = {
     "concat": Function(("*",), {"axis": -1}, lower_concat, "join tensors along axis"),
 }
 
+def lower_classes(b: BlockBuilder, loc: Span | None, y: Any, threshold: Any = 0.5) -> Value:
+    """Predicted class labels (int64): argmax over class scores, or `y > threshold` for one score."""
+    y = _tensor_arg(y, "classes", loc)
+    if y.type.dtype in INT_DTYPES or y.type.dtype == "bool":
+        return b.node("Cast", [y], TensorType("int64", y.type.shape), loc, to="int64")
+    if y.type.rank >= 2 and isinstance(y.type.shape[-1], int) and y.type.shape[-1] > 1:
+        return lower_argmax(b, loc, y, axis=-1)
+    above = binary(b, ">", y, threshold, loc)
+    return b.node("Cast", [above], TensorType("int64", y.type.shape), loc, to="int64")
+
+
+def lower_gather(b: BlockBuilder, loc: Span | None, x: Any, index: Any) -> Value:
+    """x[..., index] row by row (numpy take_along_axis on the last axis)."""
+    x, index = _tensor_arg(x, "gather", loc), _tensor_arg(index, "gather", loc)
+    if index.type.dtype not in INT_DTYPES or index.type.rank != x.type.rank - 1:
+        raise error(loc, f"gather() takes integer indices with one axis fewer than {x.type}, got {index.type}")
+    last = b.const([-1], "int64")
+    column = b.node("Unsqueeze", [index, last], TensorType(index.type.dtype, index.type.shape + (1,)), loc)
+    picked = b.node("GatherElements", [x, column], TensorType(x.type.dtype, index.type.shape + (1,)), loc, axis=-1)
+    return b.node("Squeeze", [picked, last], TensorType(x.type.dtype, index.type.shape), loc)
+
+
+def lower_expand_dims(b: BlockBuilder, loc: Span | None, x: Any, axis: int) -> Value:
+    x = _tensor_arg(x, "expand_dims", loc)
+    (ax,) = _axes(axis, x.type.rank + 1, "expand_dims", loc) or [0]
+    shape = x.type.shape[:ax] + (1,) + x.type.shape[ax:]
+    return b.node("Unsqueeze", [x, b.const([ax], "int64")], TensorType(x.type.dtype, shape), loc)
+
+
+LOGIT_EPSILON = 1e-9  # scores are clipped to [eps, 1 - eps] before taking log-odds
+
+
+def lower_score_bin(b: BlockBuilder, loc: Span | None, p: Any, bins: Any, spacing: Any = "uniform") -> Value:
+    """Histogram bin (int64 in [0, bins)) of a score in [0, 1]: equal widths, or equal widths in log-odds."""
+    p = _tensor_arg(p, "score_bin", loc, float_only=True)
+    if not isinstance(bins, int) or bins < 1 or spacing not in ("uniform", "logit"):
+        raise error(loc, f"score_bin() takes bins >= 1 and spacing \"uniform\" or \"logit\", got {bins!r}, {spacing!r}")
+    t64 = TensorType("float64", p.type.shape)
+    x = b.node("Cast", [p], t64, loc, to="float64")
+    if spacing == "uniform":
+        x = lower_clip(b, loc, x, 0.0, 1.0)
+    else:
+        import math
+        x = lower_clip(b, loc, x, LOGIT_EPSILON, 1.0 - LOGIT_EPSILON)
+        x = b.node("Log", [binary(b, "/", x, binary(b, "-", 1.0, x, loc), loc)], t64, loc)
+        limit = math.log((1.0 - LOGIT_EPSILON) / LOGIT_EPSILON)
+        x = binary(b, "/", binary(b, "+", x, limit, loc), 2.0 * limit, loc)
+    scaled = b.node("Floor", [binary(b, "*", x, float(bins), loc)], t64, loc)
+    index = b.node("Cast", [lower_clip(b, loc, scaled, 0.0, float(bins - 1))], TensorType("int64", p.type.shape),
+                   loc, to="int64")
+    return index
+
+
+FUNCTIONS.update({
+    "classes": Function(("y", "threshold"), {"threshold": 0.5}, lower_classes,
+                        "class labels: argmax of class scores, or y > threshold"),
+    "gather": Function(("x", "index"), {}, lower_gather, "x[..., index] for each row"),
+    "expand_dims": Function(("x", "axis"), {}, lower_expand_dims, "insert an axis of size 1"),
+    "score_bin": Function(("p", "bins", "spacing"), {"spacing": "uniform"}, lower_score_bin,
+                          "histogram bin of a score in [0, 1]"),
+})
+
 # Only meaningful in metric bodies (issue: runtime metrics); listed so names resolve.
-METRIC_FUNCTIONS = ("count", "bincount", "cumsum", "trapz")
+METRIC_FUNCTIONS = ("count", "bincount", "cumsum", "trapz", "nan")
 
 
 def call_function(b: BlockBuilder, name: str, args: list[Any], kwargs: dict[str, Any], loc: Span | None) -> Any:

@@ -22,3 +22,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = sorted(_API)
+
+
+def metric(spec: str, provider: str = "cpu") -> Any:
+    """A streaming metric by spec, e.g. metric("precision(threshold=0.7)")."""
+    from .runtime.metrics import Metric
+    return Metric(spec, provider=provider)

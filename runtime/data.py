@@ -1,0 +1,177 @@
+"""Batch readers for .npz, .npy, .csv and .parquet: rows stream in, never the whole file."""
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..compiler.source import Diagnostic, ModelcError
+
+Batch = dict[str, np.ndarray]
+
+
+def data_error(message: str) -> ModelcError:
+    return ModelcError(Diagnostic(None, message))
+
+
+class Source:
+    """A named set of equally long columns (tabular) or arrays (npz/npy), read in row batches."""
+
+    path: str
+    names: list[str]
+    num_rows: int | None
+    tabular: bool
+
+    def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
+        raise NotImplementedError
+
+
+class NpySource(Source):
+    """One memory-mapped array: pages come in as batches are sliced."""
+
+    tabular = False
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            self.array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise data_error(f"cannot read {path}: {e}") from None
+        if self.array.ndim == 0:
+            raise data_error(f"{path} holds a scalar, not rows")
+        self.names = [Path(path).stem]
+        self.num_rows = len(self.array)
+
+    def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
+        for lo in range(start, self.num_rows, batch_size):
+            yield {self.names[0]: np.ascontiguousarray(self.array[lo:lo + batch_size])}
+
+
+@dataclass
+class _NpzMember:
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+
+
+class NpzSource(Source):
+    """Arrays of an .npz read row by row through zipfile (stored or deflated), never loaded whole."""
+
+    tabular = False
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            self.zip = zipfile.ZipFile(path)
+            self.members = {m.name: m for m in (self._header(n) for n in self.zip.namelist() if n.endswith(".npy"))}
+        except (OSError, ValueError, zipfile.BadZipFile) as e:
+            raise data_error(f"cannot read {path}: {e}") from None
+        self.names = list(self.members)
+        lengths = {m.shape[0] for m in self.members.values() if m.shape}
+        self.num_rows = min(lengths) if lengths else 0
+
+    def _header(self, entry: str) -> _NpzMember:
+        with self.zip.open(entry) as f:
+            version = np.lib.format.read_magic(f)
+            shape, fortran, dtype = np.lib.format._read_array_header(f, version)  # noqa: SLF001 - stable since 1.x
+        if dtype.hasobject:
+            raise data_error(f"{self.path}: array '{entry[:-4]}' holds Python objects; pickled data is not read")
+        if fortran and len(shape) > 1:
+            raise data_error(f"{self.path}: array '{entry[:-4]}' is Fortran-ordered; save it C-ordered")
+        return _NpzMember(entry[:-4], dtype, shape)
+
+    def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
+        handles = {}
+        try:
+            for name, m in self.members.items():
+                f = self.zip.open(name + ".npy")
+                np.lib.format._read_array_header(f, np.lib.format.read_magic(f))  # noqa: SLF001
+                row_bytes = int(np.prod(m.shape[1:], dtype=np.int64)) * m.dtype.itemsize
+                f.seek(f.tell() + start * row_bytes)
+                handles[name] = (f, row_bytes)
+            for lo in range(start, self.num_rows, batch_size):
+                rows = min(batch_size, self.num_rows - lo)
+                batch = {}
+                for name, (f, row_bytes) in handles.items():
+                    m = self.members[name]
+                    raw = f.read(rows * row_bytes)
+                    batch[name] = np.frombuffer(raw, dtype=m.dtype).reshape((rows, *m.shape[1:]))
+                yield batch
+        finally:
+            for f, _ in handles.values():
+                f.close()
+
+
+class ArrowSource(Source):
+    """CSV or Parquet through pyarrow's streaming readers, re-cut into batches of exactly batch_size rows."""
+
+    tabular = True
+
+    def __init__(self, path: str):
+        import pyarrow as pa
+        self.path = path
+        self.parquet = Path(path).suffix == ".parquet"
+        try:
+            if self.parquet:
+                import pyarrow.parquet as pq
+                self.file = pq.ParquetFile(path)
+                self.schema = self.file.schema_arrow
+                self.num_rows = self.file.metadata.num_rows
+            else:
+                self.schema = self._csv_reader().schema
+                self.num_rows = None
+        except (OSError, pa.ArrowInvalid) as e:
+            raise data_error(f"cannot read {path}: {e}") from None
+        self.names = list(self.schema.names)
+
+    def _csv_reader(self):  # noqa: ANN202 - pyarrow type
+        import pyarrow.csv as pcsv
+        return pcsv.open_csv(self.path, read_options=pcsv.ReadOptions(block_size=1 << 22))
+
+    def _record_batches(self, batch_size: int):  # noqa: ANN202
+        if self.parquet:
+            return self.file.iter_batches(batch_size=batch_size)
+        return self._csv_reader()
+
+    def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
+        import pyarrow as pa
+        pending: list = []
+        held = 0
+        skip = start
+        try:
+            for rb in self._record_batches(batch_size):
+                if skip:
+                    cut = min(skip, rb.num_rows)
+                    rb, skip = rb.slice(cut), skip - cut
+                pending.append(rb)
+                held += rb.num_rows
+                while held >= batch_size:
+                    table = pa.Table.from_batches(pending).combine_chunks()
+                    yield self._columns(table.slice(0, batch_size))
+                    rest = table.slice(batch_size)
+                    pending, held = rest.to_batches(), rest.num_rows
+            if held:
+                yield self._columns(pa.Table.from_batches(pending))
+        except pa.ArrowInvalid as e:
+            raise data_error(f"cannot read {self.path}: {e}") from None
+
+    def _columns(self, table) -> Batch:  # noqa: ANN001
+        out = {}
+        for name, column in zip(table.column_names, table.columns):
+            out[name] = column.to_numpy(zero_copy_only=False)
+        return out
+
+
+READERS = {".npy": NpySource, ".npz": NpzSource, ".csv": ArrowSource, ".parquet": ArrowSource}
+
+
+def open_source(path: str) -> Source:
+    suffix = Path(path).suffix.lower()
+    if suffix not in READERS:
+        raise data_error(f"cannot read {path}: data must be .npz, .npy, .csv or .parquet")
+    if not Path(path).exists():
+        raise data_error(f"cannot read {path}: no such file")
+    return READERS[suffix](path)

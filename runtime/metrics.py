@@ -1,0 +1,230 @@
+"""Streaming metrics: per-batch states from an ONNX graph, merged exactly, finalized on the merged states.
+
+    >>> import numpy as np, modelc
+    >>> m = modelc.metric("precision(threshold=0.7)")
+    >>> m.update(np.array([1, 0, 1, 1]), np.array([0.9, 0.8, 0.2, 0.75]))
+    >>> round(m.result(), 4)
+    0.6667
+"""
+from __future__ import annotations
+
+import ast
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from ..compiler import driver
+from ..compiler import nodes as N
+from ..compiler.lower import LayerVal
+from ..compiler.lower_metric import NAN_PREDICTIONS as NAN_STATE
+from ..compiler.lower_metric import MetricLowerer, MetricPlan, StateSpec
+from ..compiler.source import Diagnostic, ModelcError, did_you_mean
+from ..compiler.types import TensorType
+from .finalize import Finalizer
+
+PRELUDE = Path(__file__).with_name("prelude.model")
+NP_TYPES = {np.dtype(np.float16): "float16", np.dtype(np.float32): "float32", np.dtype(np.float64): "float64",
+            np.dtype(np.int32): "int32", np.dtype(np.int64): "int64", np.dtype(np.bool_): "bool"}
+
+
+def metric_error(message: str) -> ModelcError:
+    return ModelcError(Diagnostic(None, message))
+
+
+@lru_cache(maxsize=1)
+def prelude() -> driver.Program:
+    return driver.load_file(PRELUDE)
+
+
+def metric_definitions(*programs: driver.Program) -> dict[str, N.Definition]:
+    """The prelude's metrics, overridden by those of the given programs (the model file, --import files)."""
+    found = {d.name: d for d in prelude().order if d.kind == "metric"}
+    for program in programs:
+        found.update({d.name: d for d in program.order if d.kind == "metric"})
+    return found
+
+
+def parse_spec(spec: str) -> tuple[str, list[Any], dict[str, Any]]:
+    """`huber(threshold=2)` -> ("huber", [], {"threshold": 2}); literals only."""
+    try:
+        tree = ast.parse(spec.strip(), mode="eval").body
+        if isinstance(tree, ast.Name):
+            return tree.id, [], {}
+        if isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name):
+            args = [_literal(a) for a in tree.args]
+            kwargs = {k.arg: _literal(k.value) for k in tree.keywords if k.arg}
+            return tree.func.id, args, kwargs
+    except (SyntaxError, ValueError):
+        pass
+    raise metric_error(f"cannot read metric '{spec}'; write NAME or NAME(arg, key=value), e.g. huber(threshold=2.0)")
+
+
+def _literal(node: ast.AST) -> Any:
+    if isinstance(node, ast.Name) and node.id in ("true", "false"):
+        return node.id == "true"
+    value = ast.literal_eval(node)
+    return list(value) if isinstance(value, tuple) else value
+
+
+def bind_metric(spec: str, definitions: dict[str, N.Definition]) -> LayerVal:
+    name, args, kwargs = parse_spec(spec)
+    if name not in definitions:
+        raise metric_error(f"unknown metric '{name}'{did_you_mean(name, definitions)}; built-in metrics: "
+                           + ", ".join(sorted(d.name for d in prelude().order if d.kind == "metric")))
+    d = definitions[name]
+    lowerer = MetricLowerer(definitions)
+    return lowerer.bind(LayerVal(d), args, kwargs, d.loc, None)
+
+
+class MetricSet:
+    """Several metrics whose states come from one graph: the unit the evaluator runs and merges."""
+
+    def __init__(self, specs: list[str], definitions: dict[str, N.Definition] | None = None):
+        self.specs = list(specs)
+        self.definitions = definitions or metric_definitions()
+        self.bound = [(s, bind_metric(s, self.definitions)) for s in self.specs]
+        self.plans: list[MetricPlan] = []
+        self.states: dict[str, np.ndarray] = {}
+        self.rules: dict[str, StateSpec] = {}
+
+    # --- the per-batch graph ------------------------------------------------
+    def state_graph(self, y_true: TensorType, y_pred: TensorType, weighted: bool, opset: int | None = None,
+                    ir_version: int | None = None) -> onnx.ModelProto:
+        from ..compiler.emit import DEFAULT_OPSET, emit_model
+        try:
+            model, plans = MetricLowerer(self.definitions).lower_metrics(self.bound, y_true, y_pred, weighted)
+        except ModelcError as e:
+            files = driver.SourceFiles({**prelude().files.texts})
+            raise ModelcError(files.attach(e.diagnostics)) from None
+        self.plans = plans
+        self.rules = {s.output: s for p in plans for s in p.states}
+        self.rules[NAN_STATE] = StateSpec(NAN_STATE, NAN_STATE, "sum", "int64", ())
+        proto = emit_model(model, {}, opset=opset or DEFAULT_OPSET, inline=True)
+        if ir_version is not None:
+            proto.ir_version = ir_version
+        return proto
+
+    # --- merging -------------------------------------------------------------
+    def accumulate(self, outputs: dict[str, np.ndarray]) -> None:
+        """Merge one batch's states (or another worker's merged states) into ours, each by its rule."""
+        for name, value in outputs.items():
+            rule = self.rules[name].rule
+            value = np.asarray(value)
+            if rule == "bincount" and value[-1] != 0:
+                raise metric_error(f"{self.owner(name)}: {value[-1]:g} labels fall outside [0, {len(value) - 1}), "
+                                   "the range of the metric")
+            if name not in self.states:
+                self.states[name] = value.copy()
+            elif rule in ("sum", "count", "bincount"):
+                self.states[name] = self.states[name] + value
+            elif rule == "min":
+                self.states[name] = np.minimum(self.states[name], value)
+            else:
+                self.states[name] = np.maximum(self.states[name], value)
+
+    def owner(self, output: str) -> str:
+        for plan in self.plans:
+            if any(s.output == output for s in plan.states):
+                return plan.spec
+        return output
+
+    def merge(self, other: "MetricSet") -> None:
+        if other.rules and not self.rules:
+            self.plans, self.rules = other.plans, other.rules
+        self.accumulate(other.states)
+
+    def reset(self) -> None:
+        self.states = {}
+
+    def results(self) -> dict[str, Any]:
+        out = {}
+        for plan in self.plans:
+            env = dict(plan.hparams)
+            for s in plan.states:
+                value = self.states.get(s.output, self.default(s))
+                env[s.name] = value[:-1] if s.rule == "bincount" else value
+            value = Finalizer(env).run(plan.final)
+            out[plan.spec] = to_python(value)
+            if isinstance(out[plan.spec], float) and np.isnan(out[plan.spec]):
+                warnings.warn(f"metric {plan.spec} is undefined on this data (NaN)", RuntimeWarning, stacklevel=2)
+        return out
+
+    @staticmethod
+    def default(s: StateSpec) -> np.ndarray:
+        fill = {"min": np.inf, "max": -np.inf}.get(s.rule, 0)
+        return np.full(tuple(int(d) for d in s.shape if d is not None), fill, dtype=s.dtype)
+
+    def nan_predictions(self) -> int:
+        return int(self.states.get(NAN_STATE, 0))
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self.states.items()}
+
+    def load_state_dict(self, states: dict[str, np.ndarray]) -> None:
+        self.states = {k: np.asarray(v).copy() for k, v in states.items()}
+
+
+def to_python(value: Any) -> Any:
+    value = np.asarray(value)
+    if value.ndim == 0:
+        return int(value) if value.dtype.kind in "iub" else float(value)
+    return value.tolist()
+
+
+class Metric:
+    """One streaming metric for the Python API: update / merge / result / reset / state_dict."""
+
+    def __init__(self, spec: str, definitions: dict[str, N.Definition] | None = None, provider: str = "cpu"):
+        self.spec = spec
+        self.provider = provider
+        self._set = MetricSet([spec], definitions)
+        self._sessions: dict[tuple, Any] = {}
+
+    def _session(self, y_true: np.ndarray, y_pred: np.ndarray, weighted: bool) -> Any:
+        key = (y_true.dtype.str, y_true.shape[1:], y_pred.dtype.str, y_pred.shape[1:], weighted)
+        if key not in self._sessions:
+            from .session import Session
+            dtype = NP_TYPES.get(y_pred.dtype)
+            if dtype is None:
+                raise metric_error(f"y_pred has dtype {y_pred.dtype}, which metrics do not take")
+            t_pred = TensorType(dtype, ("batch", *y_pred.shape[1:]))
+            t_true = TensorType(dtype, ("batch", *y_true.shape[1:]))
+            self._sessions[key] = Session(self._set.state_graph(t_true, t_pred, weighted), self.provider)
+        return self._sessions[key]
+
+    def update(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        y_pred = np.asarray(y_pred)
+        if y_pred.dtype.kind in "iub":
+            y_pred = y_pred.astype(np.float64)
+        y_true = np.asarray(y_true).astype(y_pred.dtype)
+        if y_pred.ndim == 0 or len(y_pred) == 0:
+            return  # an empty batch is a no-op
+        if len(y_true) != len(y_pred):
+            raise metric_error(f"y_true has {len(y_true)} rows, y_pred {len(y_pred)}")
+        feeds = {"y_true": y_true, "y_pred": y_pred}
+        if sample_weight is not None:
+            feeds["sample_weight"] = np.broadcast_to(np.asarray(sample_weight, np.float64), (len(y_pred),)).copy()
+        self._set.accumulate(self._session(y_true, y_pred, sample_weight is not None).run(feeds))
+
+    def merge(self, other: "Metric") -> "Metric":
+        self._set.merge(other._set)
+        return self
+
+    def result(self) -> Any:
+        if not self._set.plans:
+            warnings.warn(f"metric {self.spec}: result() before any update", RuntimeWarning, stacklevel=2)
+            return float("nan")
+        return self._set.results()[self.spec]
+
+    def reset(self) -> None:
+        self._set.reset()
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return self._set.state_dict()
+
+    def load_state_dict(self, states: dict[str, np.ndarray]) -> None:
+        self._set.load_state_dict(states)

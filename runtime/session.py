@@ -1,0 +1,75 @@
+"""One run interface over onnxruntime (cpu, cuda) and onnx's ReferenceEvaluator (the oracle)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+
+from ..compiler.source import Diagnostic, ModelcError
+
+PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "reference": None}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: np.dtype
+    shape: tuple[int | str | None, ...]
+
+
+def tensor_specs(values: Any) -> list[TensorSpec]:
+    out = []
+    for v in values:
+        t = v.type.tensor_type
+        dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim)
+        out.append(TensorSpec(v.name, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.elem_type)), dims))
+    return out
+
+
+class Session:
+    """`run(feeds) -> {name: array}` on the provider asked for, or a clear error; never a silent fall-back."""
+
+    def __init__(self, model: onnx.ModelProto, provider: str = "cpu", threads: int | None = None):
+        if provider not in PROVIDERS:
+            raise ModelcError(Diagnostic(None, f"unknown provider '{provider}'; expected one of "
+                                               f"{', '.join(PROVIDERS)}"))
+        self.provider = provider
+        self.inputs = tensor_specs(model.graph.input)
+        self.outputs = tensor_specs(model.graph.output)
+        self.output_names = [o.name for o in self.outputs]
+        if provider == "reference":
+            from onnx.reference import ReferenceEvaluator
+            self._ref = ReferenceEvaluator(model)
+            return
+        import onnxruntime as ort
+        wanted = PROVIDERS[provider]
+        if wanted not in ort.get_available_providers():
+            raise ModelcError(Diagnostic(None, f"provider '{provider}' is not available in this onnxruntime "
+                                               f"({', '.join(ort.get_available_providers())}); for cuda install "
+                                               "onnxruntime-gpu (pip install 'modelc[gpu]') on a machine with a GPU"))
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)
+        options.log_severity_level = 3
+        chosen = [wanted] if provider == "cpu" else [wanted, "CPUExecutionProvider"]
+        try:
+            self._ort = ort.InferenceSession(model.SerializeToString(), options, providers=chosen)
+        except Exception as e:  # onnxruntime raises its own exception types
+            raise ModelcError(Diagnostic(None, f"onnxruntime could not load the model on {provider}: {e}")) from None
+        if self._ort.get_providers()[0] != wanted:  # onnxruntime falls back silently: refuse
+            raise ModelcError(Diagnostic(None, f"provider '{provider}' did not load (onnxruntime chose "
+                                               f"{self._ort.get_providers()})"))
+
+    def run(self, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        names = outputs or self.output_names
+        if self.provider == "reference":
+            values = self._ref.run(names, feeds)
+        else:
+            try:
+                values = self._ort.run(names, feeds)
+            except Exception as e:
+                raise ModelcError(Diagnostic(None, f"inference failed on {self.provider}: {e}")) from None
+        return {n: np.asarray(v) for n, v in zip(names, values)}
