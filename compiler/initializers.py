@@ -71,7 +71,8 @@ def weight_rng(seed: int, name: str) -> np.random.Generator:
 
 
 def initialize(spec: InitSpec, shape: tuple[int, ...], dtype: np.dtype, seed: int, name: str) -> np.ndarray:
-    args = spec.args or INITIALIZER_ARGS[spec.name]
+    defaults = INITIALIZER_ARGS[spec.name]
+    args = tuple(spec.args) + defaults[len(spec.args):]  # random_normal(1.5) keeps stddev 0.05, as Keras
     if spec.name == "zeros":
         values = np.zeros(shape)
     elif spec.name == "ones":

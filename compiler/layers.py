@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .builder import BlockBuilder
 from .ir import InitSpec, Value
-from .ops import lower_concat, reshape_shape
+from .ops import lower_concat, lower_softmax, reshape_shape
 from .source import Span, error
 from .types import FLOAT_DTYPES, INT_DTYPES, TensorType
 
@@ -20,6 +20,12 @@ INITIALIZER_ARGS: dict[str, tuple[float, ...]] = {
     "glorot_uniform": (), "glorot_normal": (), "he_uniform": (), "he_normal": (),
     "lecun_uniform": (), "lecun_normal": (),
     "random_normal": (0.0, 0.05), "random_uniform": (-0.05, 0.05), "truncated_normal": (0.0, 0.05),
+}
+
+# the arguments' names, in order (Keras' names)
+INITIALIZER_PARAMS: dict[str, tuple[str, ...]] = {
+    "constant": ("value",), "random_normal": ("mean", "stddev"), "random_uniform": ("minval", "maxval"),
+    "truncated_normal": ("mean", "stddev"),
 }
 
 KERAS_EPSILON = 1e-7          # keras.backend.epsilon(), used by Normalization
@@ -82,8 +88,7 @@ def lower_silu(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: S
 
 
 def lower_softmax_layer(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
-    x = _float_input(xs[0], "softmax", loc)
-    return b.node("Softmax", [x], x.type, loc, axis=hp["axis"])
+    return lower_softmax(b, loc, _float_input(xs[0], "softmax", loc), axis=hp["axis"])  # checks the axis
 
 
 def lower_dense(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:

@@ -13,7 +13,7 @@ from typing import Any
 from . import ir
 from . import nodes as N
 from .builder import BlockBuilder
-from .layers import BUILTIN_LAYERS, INITIALIZER_ARGS, REQUIRED, BuiltinLayer
+from .layers import BUILTIN_LAYERS, INITIALIZER_ARGS, INITIALIZER_PARAMS, REQUIRED, BuiltinLayer
 from .ops import FUNCTIONS, INT64_MAX, DtypeName, binary, call_function, describe, is_tensor, unary
 from .source import CheckError, Diagnostic, Span, did_you_mean, error
 from .types import DTYPES, FLOAT_DTYPES, Dim, TensorType, show_dim
@@ -219,6 +219,8 @@ class Lowerer:
         func = self.eval(e.func, env, b)
         if func is POISON:
             return POISON
+        if isinstance(func, ir.InitSpec):
+            return self.initializer(func.name, args, kwargs, e.loc)
         if not isinstance(func, LayerVal):
             raise error(e.func.loc, f"cannot call {describe(func)}; expected a layer or a function")
         return self.call_layer(func, args, kwargs, b, e.loc)
@@ -236,6 +238,27 @@ class Lowerer:
         if any(is_tensor(a) for a in args):
             raise error(loc, f"{lv.name}(): give tensors first and only as inputs, hyperparameters after")
         return self.bind(lv, args, kwargs, loc, explicit)
+
+    def initializer(self, name: str, args: list[Any], kwargs: dict[str, Any], loc: Span) -> ir.InitSpec:
+        """`constant(0.1)`, `random_normal(mean=0, stddev=0.1)`: Keras' argument names and defaults."""
+        names = INITIALIZER_PARAMS.get(name, ())
+        values = list(INITIALIZER_ARGS[name])
+        if len(args) > len(names):
+            raise error(loc, f"{name} takes {len(names)} argument{'s' * (len(names) != 1)}"
+                             f"{' (' + ', '.join(names) + ')' if names else ''}, got {len(args)}")
+        given = dict(zip(names, args))
+        for k, v in kwargs.items():
+            if k not in names or k in given:
+                raise error(loc, f"{name} has no argument '{k}'{did_you_mean(k, names)}" if k not in names
+                            else f"{name} got '{k}' twice")
+            given[k] = v
+        for i, k in enumerate(names):
+            if k in given:
+                v = given[k]
+                if not isinstance(v, (int, float)) or isinstance(v, bool):
+                    raise error(loc, f"{name} argument '{k}' must be a number, got {describe(v)}")
+                values[i] = float(v)
+        return ir.InitSpec(name, tuple(values))
 
     def eval_Pipe(self, e: N.Pipe, env: Env, b: BlockBuilder) -> Any:
         x = self.eval(e.value, env, b)

@@ -108,6 +108,8 @@ def binary(b: BlockBuilder, op: str, a: Any, c: Any, loc: Span | None) -> Any:
         return b.node("Not", [out], out.type, loc) if op == "!=" else out
     if dtype == "bool":
         raise error(loc, f"'{op}' needs numeric tensors, got {x.type}; use cast(x, float32)")
+    if op == "/" and dtype in INT_DTYPES:  # numpy and Keras divide ints to floats; say so instead of truncating
+        raise error(loc, f"'/' of {x.type} would truncate; use cast(x, float32) / ... for true division")
     return b.node(ARITH[op], [x, y], TensorType(dtype, shape), loc)
 
 
@@ -356,7 +358,7 @@ def lower_gather(b: BlockBuilder, loc: Span | None, x: Any, index: Any) -> Value
 
 def lower_expand_dims(b: BlockBuilder, loc: Span | None, x: Any, axis: int) -> Value:
     x = _tensor_arg(x, "expand_dims", loc)
-    (ax,) = _axes(axis, x.type.rank + 1, "expand_dims", loc) or [0]
+    ax = _one_axis(axis, x.type.rank + 1, "expand_dims", loc)
     shape = x.type.shape[:ax] + (1,) + x.type.shape[ax:]
     return b.node("Unsqueeze", [x, b.const([ax], "int64")], TensorType(x.type.dtype, shape), loc)
 
