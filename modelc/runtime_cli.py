@@ -1,8 +1,103 @@
-"""Sub-commands run, eval and compare (added by the runtime)."""
+"""Sub-commands run and eval: MODEL (.model or .onnx) over a data file, in batches."""
 from __future__ import annotations
 
 import argparse
+import json
+import warnings
+from typing import Any
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="a .model or .onnx file")
+    p.add_argument("--data", required=True, help=".npz, .npy, .csv or .parquet")
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--provider", default="cpu", choices=["cpu", "cuda", "reference"])
+    p.add_argument("--columns", action="append", default=[], metavar="INPUT=C1,C2",
+                   help="which columns feed a model input (repeatable)")
+    p.add_argument("--model", dest="model_name", help="which model of a .model file")
+    p.add_argument("--weights", help=".safetensors or .npz weights for a .model")
+    p.add_argument("--init-missing", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal)")
+
+
+def _compile_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"model_name": args.model_name, "weights": args.weights, "init_missing": args.init_missing,
+            "seed": args.seed}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runtime.columns import parse_columns
+    from .runtime.predict import run
+    summary = run(args.model, args.data, args.output, provider=args.provider, batch_size=args.batch_size,
+                  outputs=args.outputs or None, columns=parse_columns(args.columns), progress=args.progress,
+                  **_compile_options(args))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"wrote {summary['output']}: {summary['samples']:,} rows in {summary['batches']} batches on "
+              f"{summary['provider']} ({summary['rows_per_second'] or 0:,.0f} rows/s)")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .runtime.columns import parse_columns
+    from .runtime.evaluate import evaluate, load_model
+    loaded = load_model(args.model, imports=tuple(args.imports), **_compile_options(args))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = evaluate(loaded, args.data, args.target, args.metrics, provider=args.provider,
+                          batch_size=args.batch_size, output=args.output, columns=parse_columns(args.columns),
+                          sample_weight=args.sample_weight, checkpoint=args.checkpoint,
+                          checkpoint_every=args.checkpoint_every, resume=args.resume, progress=args.progress)
+    import sys
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print_table(result)
+    return 0
+
+
+def print_table(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    table = Table()
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for spec, value in result["metrics"].items():
+        shown = f"{value:.6g}" if isinstance(value, float) else json.dumps(value)
+        table.add_row(escape(spec), escape(shown))
+    console = Console()
+    console.print(table)
+    rate = result.get("rows_per_second") or 0
+    console.print(f"{result['samples']:,} samples in {result['batches']} batches on {result['provider']}, "
+                  f"{rate:,.0f} rows/s; NaN predictions: {result['nan_predictions']}; "
+                  f"rows with NaN inputs: {result['nan_input_rows']}")
 
 
 def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    return None
+    p = sub.add_parser("run", help="inference over batches, predictions to a file")
+    _common(p)
+    p.add_argument("-o", "--output", required=True, help="predictions: .npz, .npy, .parquet or .csv")
+    p.add_argument("--outputs", action="append", default=[], help="model outputs to write (default: all)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_run)
+
+    p = sub.add_parser("eval", help="streaming metrics over batches")
+    _common(p)
+    p.add_argument("--target", required=True, help="column or array with the true values")
+    p.add_argument("--metric", dest="metrics", action="append", required=True,
+                   help='a metric spec, e.g. mse or "huber(threshold=2)" (repeatable)')
+    p.add_argument("--output", help="which model output is y_pred (when the model has several)")
+    p.add_argument("--sample-weight", help="column or array of sample weights")
+    p.add_argument("--import", dest="imports", action="append", default=[],
+                   help=".model file whose metrics to use (repeatable)")
+    p.add_argument("--checkpoint", help="save the metric states here every --checkpoint-every batches")
+    p.add_argument("--checkpoint-every", type=int, default=100)
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_eval)

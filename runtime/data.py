@@ -4,7 +4,7 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -28,6 +28,10 @@ class Source:
     def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
         raise NotImplementedError
 
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        """The shape of one row of a column or array (() for a table's column)."""
+        return ()
+
 
 class NpySource(Source):
     """One memory-mapped array: pages come in as batches are sliced."""
@@ -45,6 +49,9 @@ class NpySource(Source):
         self.names = [Path(path).stem]
         self.num_rows = len(self.array)
 
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        return tuple(self.array.shape[1:])
+
     def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
         for lo in range(start, self.num_rows, batch_size):
             yield {self.names[0]: np.ascontiguousarray(self.array[lo:lo + batch_size])}
@@ -55,6 +62,13 @@ class _NpzMember:
     name: str
     dtype: np.dtype
     shape: tuple[int, ...]
+
+
+def _read_header(f: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    return np.lib.format.read_array_header_2_0(f)
 
 
 class NpzSource(Source):
@@ -75,20 +89,22 @@ class NpzSource(Source):
 
     def _header(self, entry: str) -> _NpzMember:
         with self.zip.open(entry) as f:
-            version = np.lib.format.read_magic(f)
-            shape, fortran, dtype = np.lib.format._read_array_header(f, version)  # noqa: SLF001 - stable since 1.x
+            shape, fortran, dtype = _read_header(f)
         if dtype.hasobject:
             raise data_error(f"{self.path}: array '{entry[:-4]}' holds Python objects; pickled data is not read")
         if fortran and len(shape) > 1:
             raise data_error(f"{self.path}: array '{entry[:-4]}' is Fortran-ordered; save it C-ordered")
         return _NpzMember(entry[:-4], dtype, shape)
 
+    def shape_of(self, name: str) -> tuple[int, ...]:
+        return tuple(self.members[name].shape[1:])
+
     def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
         handles = {}
         try:
             for name, m in self.members.items():
                 f = self.zip.open(name + ".npy")
-                np.lib.format._read_array_header(f, np.lib.format.read_magic(f))  # noqa: SLF001
+                _read_header(f)
                 row_bytes = int(np.prod(m.shape[1:], dtype=np.int64)) * m.dtype.itemsize
                 f.seek(f.tell() + start * row_bytes)
                 handles[name] = (f, row_bytes)
