@@ -17,7 +17,9 @@ demo: $(STAMP)
 	$(BIN)/modelc check samples/housing.model
 	$(BIN)/modelc summary samples/housing.model
 	$(BIN)/modelc compile samples/housing.model -o out/housing.onnx --seed 0
-	$(BIN)/python samples/demo.py out/housing.onnx
+	$(BIN)/python samples/demo_data.py out/houses.parquet
+	$(BIN)/modelc eval out/housing.onnx --data out/houses.parquet --target price \
+		--metric mse --metric mae --metric r2 --metric "huber(threshold=2.0)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
