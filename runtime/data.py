@@ -34,34 +34,63 @@ class Source:
 
 
 class NpySource(Source):
-    """One memory-mapped array: pages come in as batches are sliced."""
+    """One array, read batch by batch with plain file reads: memory stays one batch, whatever the file size.
+
+    (A memory map would do, but its pages count as resident: a 4 GB file would show 4 GB of RSS.)
+    """
 
     tabular = False
 
     def __init__(self, path: str):
         self.path = path
         try:
-            self.array = np.load(path, mmap_mode="r", allow_pickle=False)
+            with open(path, "rb") as f:
+                self.shape, fortran, self.dtype = _read_header(f)
+                self.offset = f.tell()
         except (OSError, ValueError) as e:
             raise data_error(f"cannot read {path}: {e}") from None
-        if self.array.ndim == 0:
+        if self.dtype.hasobject:
+            raise data_error(f"{path} holds Python objects; pickled data is not read")
+        if not self.shape:
             raise data_error(f"{path} holds a scalar, not rows")
+        if fortran and len(self.shape) > 1:
+            raise data_error(f"{path} is Fortran-ordered; save it C-ordered")
         self.names = [Path(path).stem]
-        self.num_rows = len(self.array)
+        self.num_rows = self.shape[0]
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
 
     def shape_of(self, name: str) -> tuple[int, ...]:
-        return tuple(self.array.shape[1:])
+        return tuple(self.shape[1:])
 
     def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
-        for lo in range(start, self.num_rows, batch_size):
-            yield {self.names[0]: np.ascontiguousarray(self.array[lo:lo + batch_size])}
+        with open(self.path, "rb", buffering=0) as f:
+            f.seek(self.offset + start * self.row_bytes)
+            for lo in range(start, self.num_rows, batch_size):
+                rows = min(batch_size, self.num_rows - lo)
+                data = np.empty((rows, *self.shape[1:]), self.dtype)
+                if f.readinto(memoryview(data).cast("B")) != data.nbytes:
+                    raise data_error(f"{self.path} ends before its {self.num_rows} rows")
+                yield {self.names[0]: data}
+
+    def as_table(self) -> "Source":
+        """A 2-D array seen as a table whose columns are named "0", "1", ... (so --target 8 works)."""
+        if len(self.shape) != 2:
+            raise data_error(f"{self.path} has shape {list(self.shape)}; only a 2-D .npy has columns for --target")
+        return NpyTable(self)
 
 
-@dataclass
-class _NpzMember:
-    name: str
-    dtype: np.dtype
-    shape: tuple[int, ...]
+class NpyTable(Source):
+    tabular = True
+
+    def __init__(self, array: NpySource):
+        self.array, self.path = array, array.path
+        self.names = [str(j) for j in range(array.shape[1])]
+        self.num_rows = array.num_rows
+
+    def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
+        for batch in self.array.batches(batch_size, start):
+            values = next(iter(batch.values()))
+            yield {name: values[:, j] for j, name in enumerate(self.names)}
 
 
 def _read_header(f: Any) -> tuple[tuple[int, ...], bool, np.dtype]:

@@ -17,7 +17,7 @@ from ..compiler import driver
 from ..compiler.source import Diagnostic, ModelcError
 from ..compiler.types import TensorType
 from .columns import feeds_for, plan_columns
-from .data import Source, open_source
+from .data import NpySource, Source, open_source
 from .metrics import NP_TYPES, MetricSet, metric_definitions
 from .session import Session, TensorSpec, tensor_specs
 
@@ -154,6 +154,8 @@ def evaluate(model: Any, data: str, target: str, metrics: list[str], *, provider
     loaded = model if isinstance(model, LoadedModel) else load_model(model, **compile_options)
     proto = loaded.proto
     source = open_source(str(data))
+    if isinstance(source, NpySource):  # a 2-D .npy holds the target as one of its columns
+        source = source.as_table()
     inputs = tensor_specs(proto.graph.input)
     inputs = [i for i in inputs if i.name not in {t.name for t in proto.graph.initializer}]
     plan = plan_columns(source, inputs, target, sample_weight, columns)
