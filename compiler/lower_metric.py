@@ -137,8 +137,12 @@ class MetricLowerer(Lowerer):
         if len(args) != 1 or kwargs or not is_tensor(args[0]):
             raise error(loc, f"state {rule}() takes one tensor, got {', '.join(describe(a) for a in args) or 'nothing'}")
         x = args[0]
-        x64 = b.node("Cast", [x], TensorType("float64", x.type.shape), loc, to="float64")
         w = self.broadcast_weight(b, weight, x, loc) if weight is not None else None
+        if rule == "sum" and w is None and x.type.dtype in ("bool", "int32", "int64"):
+            # a sum of bools or ints is a count: exact in int64
+            counted = b.node("Cast", [x], TensorType("int64", x.type.shape), loc, to="int64")
+            return b.node("ReduceSum", [counted], TensorType("int64", ()), loc, keepdims=0)
+        x64 = b.node("Cast", [x], TensorType("float64", x.type.shape), loc, to="float64")
         scalar64 = TensorType("float64", ())
         if rule == "sum":
             summed = b.node("Mul", [x64, w], x64.type, loc) if w is not None else x64

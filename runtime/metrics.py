@@ -193,7 +193,8 @@ class Metric:
                 raise metric_error(f"y_pred has dtype {y_pred.dtype}, which metrics do not take")
             t_pred = TensorType(dtype, ("batch", *y_pred.shape[1:]))
             t_true = TensorType(dtype, ("batch", *y_true.shape[1:]))
-            self._sessions[key] = Session(self._set.state_graph(t_true, t_pred, weighted), self.provider)
+            # one thread: a state graph is a few cheap passes, where a thread pool costs more than it gains
+            self._sessions[key] = Session(self._set.state_graph(t_true, t_pred, weighted), self.provider, threads=1)
         return self._sessions[key]
 
     def update(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
