@@ -115,13 +115,15 @@ def select_model(program: Program, name: str | None) -> N.Definition:
     return models[0]
 
 
-def lower_program(program: Program, model: str | None = None) -> ir.Model:
+def lower_program(program: Program, model: str | None = None, dtype: str | None = None) -> ir.Model:
     diagnostics = check_program(program)
     if diagnostics:
         raise CheckError(diagnostics)
     d = select_model(program, model)
+    if dtype not in (None, "float32", "float16", "bfloat16", "float64"):
+        raise ModelcError(Diagnostic(None, f"--dtype must be float16, bfloat16, float32 or float64, got {dtype}"))
     try:
-        lowered = Lowerer(program.definitions).lower_model(d)
+        lowered = Lowerer(program.definitions, dtype).lower_model(d)
     except CheckError as e:
         raise CheckError(program.files.attach(e.diagnostics)) from None
     lowered.source_hash = program.hash()
@@ -130,7 +132,10 @@ def lower_program(program: Program, model: str | None = None) -> ir.Model:
 
 def compile_program(program: Program, model: str | None = None, weights: str | None = None,
                     seed: int = 0, opset: int | None = None, inline: bool = False,
-                    init_missing: bool = False) -> "onnx.ModelProto":
+                    init_missing: bool = False, dtype: str | None = None,
+                    layer_outputs: bool = False) -> "onnx.ModelProto":
+    """Compile one model. `dtype` recasts float32 inputs, weights and computation (compile --dtype);
+    `layer_outputs` adds every top-level layer's output as a graph output (compare --layers)."""
     from .emit import DEFAULT_OPSET, MIN_OPSET, emit_model
     from .weights import bind_weights
 
@@ -139,11 +144,14 @@ def compile_program(program: Program, model: str | None = None, weights: str | N
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise ModelcError(Diagnostic(None, f"--opset must be between {MIN_OPSET} and {newest}, got {opset}"))
-    lowered = lower_program(program, model)
-    arrays = bind_weights(lowered.graph.weights, weights, seed, init_missing)
+    lowered = lower_program(program, model, dtype)
+    arrays = bind_weights(lowered.graph.weights, weights, seed, init_missing, cast=dtype is not None)
     meta = {"modelc.version": VERSION, "modelc.source_sha256": lowered.source_hash,
             "modelc.source": os.path.basename(program.root), "modelc.seed": str(seed)}
-    proto = emit_model(lowered, arrays, opset=opset, inline=inline, metadata=meta)
+    if dtype:
+        meta["modelc.dtype"] = dtype
+    extra = [ir.Value(r.value, r.output) for r in lowered.layers if layer_outputs and r.value and r.output]
+    proto = emit_model(lowered, arrays, opset=opset, inline=inline, metadata=meta, extra_outputs=extra)
     try:
         onnx.checker.check_model(proto, full_check=True) if proto.ByteSize() < 2**31 - 2**20 else None
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:

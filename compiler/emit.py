@@ -119,14 +119,17 @@ class Emitter:
 
 
 def emit_model(model: ir.Model, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPSET,
-               inline: bool = False, metadata: dict[str, str] | None = None) -> onnx.ModelProto:
+               inline: bool = False, metadata: dict[str, str] | None = None,
+               extra_outputs: list[ir.Value] | None = None) -> onnx.ModelProto:
     em = Emitter(opset, inline)
     graph_block = model.graph
     nodes = list(em.nodes(graph_block, {}, ""))
     initializers = [numpy_helper.from_array(weights[w.name], w.name) for w in graph_block.weights]
     graph = helper.make_graph(
         nodes, model.name, [value_info(v.name, v.type) for v in graph_block.inputs],
-        [value_info(v.name, v.type) for v in graph_block.outputs], initializer=initializers)
+        [value_info(v.name, v.type) for v in graph_block.outputs + [e for e in extra_outputs or []
+                                                                   if e not in graph_block.outputs]],
+        initializer=initializers)
     proto = helper.make_model(graph, opset_imports=em.opsets(), producer_name="modelc",
                               functions=[f for f in em.functions.values()])
     proto.ir_version = IR_VERSION

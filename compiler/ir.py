@@ -84,6 +84,7 @@ class LayerRow:
     layer: str
     output: TensorType | None
     params: int
+    value: str = ""        # the graph value holding the output (compare --layers marks it an output)
 
 
 @dataclass

@@ -57,8 +57,9 @@ def canonical(v: Any) -> Any:
 
 
 class Lowerer:
-    def __init__(self, definitions: dict[str, N.Definition]):
+    def __init__(self, definitions: dict[str, N.Definition], float_dtype: str | None = None):
         self.definitions = definitions
+        self.float_dtype = float_dtype  # compile --dtype: float32 model inputs become this
         self.cache: dict[tuple, ir.Block] = {}
         self.building: list[str] = []
         self.main: BlockBuilder | None = None
@@ -103,7 +104,8 @@ class Lowerer:
             if dim.value == "...":
                 raise error(dim.loc, f"model input '{p.name}' needs every dimension, not '...'")
             dims.append(dim.value)
-        return TensorType(spec.dtype, tuple(dims))
+        dtype = self.float_dtype if self.float_dtype and spec.dtype == "float32" else spec.dtype
+        return TensorType(dtype, tuple(dims))
 
     # --- bodies ------------------------------------------------------------
     def run_body(self, d: N.Definition, env: Env, b: BlockBuilder,
@@ -450,7 +452,8 @@ class Lowerer:
             out = self.apply_user_layer(layer, hp, inputs, name, b, loc)
         if b is self.main and not b.prefix and all(r.path != name for r in self.rows):
             count = sum(_size(w.type) for w in b.weights_under(name))
-            self.rows.append(ir.LayerRow(name, layer.name, out.type if is_tensor(out) else None, count))
+            self.rows.append(ir.LayerRow(name, layer.name, out.type if is_tensor(out) else None, count,
+                                         out.name if is_tensor(out) else ""))
         return out
 
     def apply_user_layer(self, d: N.Definition, hp: dict[str, Any], inputs: list[Any], name: str,

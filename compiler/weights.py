@@ -25,8 +25,13 @@ def read_weights(path: str) -> dict[str, np.ndarray]:
     raise WeightsError(Diagnostic(None, f"weights must be .safetensors or .npz, got {path}"))
 
 
-def bind_weights(slots: list[WeightSlot], path: str | None, seed: int, init_missing: bool) -> dict[str, np.ndarray]:
-    """Every slot gets an array of its exact shape and dtype; any mismatch is reported by name."""
+def bind_weights(slots: list[WeightSlot], path: str | None, seed: int, init_missing: bool,
+                 cast: bool = False) -> dict[str, np.ndarray]:
+    """Every slot gets an array of its exact shape and dtype; any mismatch is reported by name.
+
+    With `cast` (compile --dtype), floating-point weights are converted to the slot's dtype instead.
+    Initialized weights are drawn in float64 and rounded, so one seed gives the same weights at any dtype.
+    """
     given = read_weights(path) if path else {}
     problems: list[Diagnostic] = []
     out: dict[str, np.ndarray] = {}
@@ -38,6 +43,8 @@ def bind_weights(slots: list[WeightSlot], path: str | None, seed: int, init_miss
             if array.shape != shape:
                 problems.append(Diagnostic(slot.loc, f"weight '{slot.name}' has shape {list(array.shape)} in "
                                                      f"{path}, expected {list(shape)}"))
+            elif cast and array.dtype.kind == "f" and np.dtype(dtype).kind in "fV":
+                array = array.astype(dtype)
             elif array.dtype != dtype:
                 problems.append(Diagnostic(slot.loc, f"weight '{slot.name}' has dtype {array.dtype} in {path}, "
                                                      f"expected {np.dtype(dtype).name}"))

@@ -43,7 +43,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         print(dump_ir(driver.lower_program(program, args.model)))
         return EXIT_OK
     proto = driver.compile_program(program, args.model, args.weights, args.seed, args.opset, args.inline,
-                                   args.init_missing)
+                                   args.init_missing, args.dtype)
     if args.dump == "onnx":
         import onnx
         print(onnx.printer.to_text(proto))
@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the initializers (default 0)")
     p.add_argument("--opset", type=int, help="ONNX opset (default: newest supported)")
     p.add_argument("--inline", action="store_true", help="one flat graph instead of a function per layer")
+    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32", "float64"],
+                   help="cast float32 inputs, weights and computation to this dtype")
     p.add_argument("--dump", choices=["ast", "ir", "onnx"], help="print a stage's output")
     p.set_defaults(run=cmd_compile)
 

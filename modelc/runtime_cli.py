@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
 from typing import Any
 
@@ -79,6 +80,56 @@ def print_table(result: dict[str, Any]) -> None:
                   f"rows with NaN inputs: {result['nan_input_rows']}")
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .runtime.columns import parse_columns
+    from .runtime.compare import compare
+    report = compare(args.model, args.data, providers=_split(args.providers), variants=_split(args.variants),
+                     rtol=args.rtol, atol=args.atol, batch_size=args.batch_size, max_batches=args.max_batches,
+                     target=args.target, metrics=args.metrics, output=args.output,
+                     columns=parse_columns(args.columns), layers=args.layers, save_outputs=args.save_outputs,
+                     against=args.against, imports=tuple(args.imports), **_compile_options(args))
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print_comparison(report)
+    return 0 if report["agree"] else 3
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def print_comparison(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    table = Table(title=escape(f"outputs vs {report['reference']} (rtol {report['rtol']:g}, atol {report['atol']:g})"))
+    for column in ("output", "side", "max abs", "max rel", "mean abs", "out of tol", "worst at", "value",
+                   "reference", "NaN", "Inf"):
+        table.add_column(column, no_wrap=True)
+    for name, per in {**report["outputs"], **{f"layer {k}": v for k, v in report["layers"].items()}}.items():
+        for side, s in per.items():
+            worst = s["worst"] or {"index": "", "value": float("nan"), "reference": float("nan")}
+            table.add_row(escape(name), escape(side), f"{s['max_abs']:.3g}", f"{s['max_rel']:.3g}",
+                          f"{s['mean_abs']:.3g}", f"{s['out_of_tolerance']:,} ({s['share_out_of_tolerance']:.3%})",
+                          escape(str(worst["index"])), f"{worst['value']:.7g}", f"{worst['reference']:.7g}",
+                          str(s["nan"]), str(s["inf"]))
+    console.print(table)
+    timing = Table(title="latency per batch")
+    for column in ("side", "p50 ms", "p90 ms", "p99 ms", "rows/s"):
+        timing.add_column(column)
+    for side, t in report["latency"].items():
+        timing.add_row(escape(side), f"{t['p50_ms']:.3f}", f"{t['p90_ms']:.3f}", f"{t['p99_ms']:.3f}",
+                       f"{t['rows_per_second']:,.0f}")
+    console.print(timing)
+    for side, values in report["metrics"].items():
+        console.print(escape(f"{side}: " + ", ".join(f"{k} = {v}" for k, v in values.items())))
+    if report["first_diverging_layer"]:
+        console.print(escape(f"first diverging layer: {report['first_diverging_layer']}"))
+    console.print("verdict: " + ("all sides agree within tolerance" if report["agree"] else "sides DISAGREE"))
+
+
 def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("run", help="inference over batches, predictions to a file")
     _common(p)
@@ -101,3 +152,27 @@ def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("compare", help="one model across providers, precisions or compile options")
+    p.add_argument("model", help="a .model or .onnx file")
+    p.add_argument("--data", required=True, help=".npz, .npy, .csv or .parquet")
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--providers", default="cpu,reference", help="comma-separated: cpu, cuda, reference")
+    p.add_argument("--variants", help="comma-separated: fp32, fp16, bf16, functions, inline, opsetN (.model only)")
+    p.add_argument("--rtol", type=float)
+    p.add_argument("--atol", type=float)
+    p.add_argument("--max-batches", type=int, help="stop after this many batches")
+    p.add_argument("--target", help="column or array of true values, for --metric")
+    p.add_argument("--metric", dest="metrics", action="append", default=[], help="task metric per side")
+    p.add_argument("--output", help="which output the metrics read")
+    p.add_argument("--layers", action="store_true", help="compare every layer's output; name the first that diverges")
+    p.add_argument("--save-outputs", metavar="DIR", help="write inputs and every side's outputs (npz)")
+    p.add_argument("--against", metavar="DIR", help="compare against outputs saved with --save-outputs")
+    p.add_argument("--columns", action="append", default=[], metavar="INPUT=C1,C2")
+    p.add_argument("--import", dest="imports", action="append", default=[])
+    p.add_argument("--model", dest="model_name")
+    p.add_argument("--weights")
+    p.add_argument("--init-missing", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_compare)

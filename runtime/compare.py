@@ -1,0 +1,256 @@
+"""`modelc compare`: one model across providers, precisions and compile options, on the same batches.
+
+Reports per output the error statistics against the first side (max absolute and relative
+difference, mean error, share out of tolerance, the worst element with both values, NaN/Inf
+counts), per side the latency percentiles and throughput and the task metrics, and, with
+--layers, the first layer whose output diverges.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from ..compiler import driver
+from .columns import feeds_for, plan_columns
+from .data import NpySource, open_source
+from .evaluate import DEFAULT_BATCH, atomic_path, user_error
+from .metrics import Metric, metric_definitions
+from .session import Session, tensor_specs
+
+VARIANTS = {  # name -> compile options
+    "fp32": {}, "fp16": {"dtype": "float16"}, "bf16": {"dtype": "bfloat16"}, "fp64": {"dtype": "float64"},
+    "functions": {}, "inline": {"inline": True},
+}
+FP16_TOLERANCE = (1e-2, 1e-3)  # (rtol, atol) when a half-precision variant takes part
+
+
+@dataclass
+class OutputStats:
+    """Streaming error statistics of one output of one side against the first side."""
+
+    elements: int = 0
+    out_of_tolerance: int = 0
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    sum_abs: float = 0.0
+    worst: dict[str, Any] = field(default_factory=dict)
+    nan: int = 0
+    inf: int = 0
+
+    def update(self, got: np.ndarray, ref: np.ndarray, row0: int, rtol: float, atol: float) -> None:
+        got, ref = got.astype(np.float64), ref.astype(np.float64)
+        if got.shape != ref.shape:
+            raise user_error(f"shapes differ: {list(got.shape)} vs {list(ref.shape)}")
+        self.nan += int(np.isnan(got).sum())
+        self.inf += int(np.isinf(got).sum())
+        both_nan = np.isnan(got) & np.isnan(ref)
+        diff = np.where(both_nan, 0.0, np.abs(got - ref))
+        diff = np.where(np.isnan(diff), np.inf, diff)  # NaN on one side only is a disagreement
+        # relative error only where the reference is not within atol of 0 (relu zeros would read as infinite)
+        rel = np.where(np.abs(ref) >= max(atol, 1e-30), diff / np.maximum(np.abs(ref), 1e-30), 0.0)
+        bad = diff > atol + rtol * np.abs(ref)
+        self.elements += diff.size
+        self.out_of_tolerance += int(bad.sum())
+        finite = diff[np.isfinite(diff)]
+        self.sum_abs += float(finite.sum())
+        if diff.size:
+            k = int(np.argmax(diff))
+            if diff.flat[k] > self.max_abs or not self.worst:
+                index = np.unravel_index(k, diff.shape)
+                self.worst = {"index": [row0 + int(index[0]), *map(int, index[1:])],
+                              "value": float(got.flat[k]), "reference": float(ref.flat[k])}
+            self.max_abs = max(self.max_abs, float(diff.flat[k]))
+            self.max_rel = max(self.max_rel, float(np.where(np.isfinite(rel), rel, np.inf).max()))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"max_abs": self.max_abs, "max_rel": self.max_rel,
+                "mean_abs": self.sum_abs / self.elements if self.elements else 0.0,
+                "out_of_tolerance": self.out_of_tolerance,
+                "share_out_of_tolerance": self.out_of_tolerance / self.elements if self.elements else 0.0,
+                "worst": self.worst, "nan": self.nan, "inf": self.inf, "elements": self.elements}
+
+
+@dataclass
+class Side:
+    label: str
+    session: Session
+    times: list[float] = field(default_factory=list)
+    metrics: list[Metric] = field(default_factory=list)
+    saved: dict[str, list[np.ndarray]] = field(default_factory=dict)
+
+
+def _percentiles(times: list[float]) -> dict[str, float]:
+    if not times:
+        return {"p50_ms": 0.0, "p90_ms": 0.0, "p99_ms": 0.0}
+    p = np.percentile(np.array(times) * 1e3, [50, 90, 99])
+    return {"p50_ms": float(p[0]), "p90_ms": float(p[1]), "p99_ms": float(p[2])}
+
+
+def build_sides(model: str, providers: list[str], variants: list[str] | None, layers: bool,
+                compile_options: dict[str, Any]) -> tuple[list[tuple[str, onnx.ModelProto, str]], dict[str, str]]:
+    """(label, proto, provider) per side, and {graph value: layer path} for --layers."""
+    is_source = str(model).endswith(".model")
+    if (variants or layers) and not is_source:
+        raise user_error("--variants and --layers need a .model file (they recompile it)")
+    layer_of: dict[str, str] = {}
+    if not is_source:
+        proto = onnx.load(str(model))
+        return [(p, proto, p) for p in providers], layer_of
+    program = driver.load_file(model)
+    name = compile_options.get("model_name")
+    base = {"model": name, "weights": compile_options.get("weights"), "seed": compile_options.get("seed", 0),
+            "init_missing": compile_options.get("init_missing", False), "layer_outputs": layers}
+    if layers:
+        lowered = driver.lower_program(program, name)
+        layer_of = {r.value: r.path for r in lowered.layers if r.value}
+    if not variants:
+        proto = driver.compile_program(program, **base)
+        return [(p, proto, p) for p in providers], layer_of
+    sides = []
+    for v in variants:
+        if v in VARIANTS:
+            options = VARIANTS[v]
+        elif v.startswith("opset") and v[5:].isdigit():
+            options = {"opset": int(v[5:])}
+        else:
+            raise user_error(f"unknown variant '{v}'; use fp32, fp16, bf16, fp64, functions, inline or opsetN")
+        sides.append((v, driver.compile_program(program, **base, **options), providers[0]))
+    return sides, layer_of
+
+
+def compare(model: str, data: str, *, providers: list[str] | None = None, variants: list[str] | None = None,
+            rtol: float | None = None, atol: float | None = None, batch_size: int = DEFAULT_BATCH,
+            max_batches: int | None = None, target: str | None = None, metrics: list[str] | None = None,
+            output: str | None = None, columns: dict[str, list[str]] | None = None, layers: bool = False,
+            save_outputs: str | None = None, against: str | None = None, imports: tuple[str, ...] = (),
+            **compile_options: Any) -> dict[str, Any]:
+    providers = providers or ["cpu", "reference"]
+    if rtol is None or atol is None:
+        half = any(v in ("fp16", "bf16") for v in variants or [])
+        default = FP16_TOLERANCE if half else (1e-4, 1e-5)
+        rtol, atol = (default[0] if rtol is None else rtol), (default[1] if atol is None else atol)
+    specs, layer_of = build_sides(model, providers, variants, layers, compile_options)
+    if len(specs) + (1 if against else 0) < 2:
+        raise user_error("compare needs two sides: several --providers, several --variants, or --against DIR")
+    sides = [Side(label, Session(proto, provider)) for label, proto, provider in specs]
+    first_proto = specs[0][1]
+    weights = {t.name for t in first_proto.graph.initializer}
+    inputs = [i for i in tensor_specs(first_proto.graph.input) if i.name not in weights]
+    source = open_source(str(data))
+    if target is not None and isinstance(source, NpySource):
+        source = source.as_table()
+    plan = plan_columns(source, inputs, target, None, columns)
+    outputs = sides[0].session.output_names
+    task_output = output or (outputs[0] if metrics else None)
+    if metrics:
+        programs = [driver.load_file(p) for p in imports]
+        if str(model).endswith(".model"):
+            programs.insert(0, driver.load_file(model))
+        definitions = metric_definitions(*programs)
+        for side in sides:
+            side.metrics = [Metric(m, definitions) for m in metrics]
+    golden = _load_golden(against, outputs) if against else None
+    reference_label = f"golden:{against}" if golden is not None else sides[0].label
+    compared = sides if golden is not None else sides[1:]
+    stats = {o: {s.label: OutputStats() for s in compared} for o in outputs}
+    saved_inputs: dict[str, list[np.ndarray]] = {}
+    rows = batches = 0
+    for batch in source.batches(batch_size):
+        if max_batches is not None and batches >= max_batches:
+            break
+        feeds = feeds_for(batch, plan, inputs)
+        n = len(next(iter(feeds.values())))
+        if n == 0:
+            continue
+        results = []
+        for side in sides:
+            side_inputs = {i.name: i.dtype for i in side.session.inputs}
+            cast = {k: v.astype(side_inputs.get(k, v.dtype)) for k, v in feeds.items()}
+            start = time.perf_counter()
+            result = side.session.run(cast)
+            side.times.append(time.perf_counter() - start)
+            results.append(result)
+            for m in side.metrics:
+                m.update(batch[target], result[task_output])
+            if save_outputs:
+                for k, v in result.items():
+                    side.saved.setdefault(k, []).append(v)
+        reference = {o: golden[o][rows:rows + n] for o in outputs} if golden is not None else results[0]
+        for side, result in zip(sides, results):
+            if side in compared:
+                for o in outputs:
+                    stats[o][side.label].update(result[o], reference[o], rows, rtol, atol)
+        if save_outputs:
+            for k, v in feeds.items():
+                saved_inputs.setdefault(k, []).append(v)
+        rows += n
+        batches += 1
+    report = _report(sides, compared, stats, layer_of, reference_label, rows, batches, rtol, atol, task_output)
+    if save_outputs:
+        _save(save_outputs, sides, saved_inputs, report)
+    return report
+
+
+def _report(sides: list[Side], compared: list[Side], stats: dict, layer_of: dict[str, str], reference: str,
+            rows: int, batches: int, rtol: float, atol: float, task_output: str | None) -> dict[str, Any]:
+    outputs = {o: {label: s.as_dict() for label, s in per.items()} for o, per in stats.items()}
+    agree = all(s["out_of_tolerance"] == 0 for per in outputs.values() for s in per.values())
+    diverging = None
+    for value, path in layer_of.items():  # layers in graph order: the first one out of tolerance
+        if value in outputs and any(s["out_of_tolerance"] for s in outputs[value].values()):
+            diverging = path
+            break
+    model_outputs = {o: v for o, v in outputs.items() if o not in layer_of}
+    metrics = {s.label: {m.spec: m.result() for m in s.metrics} for s in sides if s.metrics}
+    metric_diff = {}
+    if metrics:
+        first = metrics[sides[0].label]
+        for label, values in metrics.items():
+            metric_diff[label] = {k: _difference(v, first[k]) for k, v in values.items()}
+    return {
+        "agree": agree, "reference": reference, "rtol": rtol, "atol": atol, "samples": rows, "batches": batches,
+        "sides": [s.label for s in sides],
+        "outputs": model_outputs,
+        "layers": {layer_of[v]: outputs[v] for v in layer_of if v in outputs} if layer_of else {},
+        "first_diverging_layer": diverging,
+        "latency": {s.label: {**_percentiles(s.times),
+                              "rows_per_second": rows / sum(s.times) if sum(s.times) else 0.0} for s in sides},
+        "metrics": metrics, "metric_differences": metric_diff, "task_output": task_output,
+    }
+
+
+def _difference(a: Any, b: Any) -> Any:
+    try:
+        return (np.asarray(a, np.float64) - np.asarray(b, np.float64)).tolist()
+    except (TypeError, ValueError):
+        return None
+
+
+def _load_golden(folder: str, outputs: list[str]) -> dict[str, np.ndarray]:
+    meta_path = Path(folder) / "meta.json"
+    if not meta_path.exists():
+        raise user_error(f"--against {folder}: no meta.json there; write one with --save-outputs {folder}")
+    meta = json.loads(meta_path.read_text())
+    with np.load(Path(folder) / f"{meta['reference']}.npz", allow_pickle=False) as z:
+        missing = [o for o in outputs if o not in z.files]
+        if missing:
+            raise user_error(f"--against {folder}: the stored outputs lack '{missing[0]}'")
+        return {o: z[o] for o in outputs}
+
+
+def _save(folder: str, sides: list[Side], inputs: dict[str, list[np.ndarray]], report: dict[str, Any]) -> None:
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, arrays in [("inputs", inputs), *((s.label, s.saved) for s in sides)]:
+        with atomic_path(out / f"{name.replace('/', '_')}.npz") as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **{k: np.concatenate(v) for k, v in arrays.items()})
+    with atomic_path(out / "meta.json") as tmp:
+        tmp.write_text(json.dumps({"reference": sides[0].label.replace("/", "_"), "sides": report["sides"],
+                                   "samples": report["samples"], "rtol": report["rtol"], "atol": report["atol"]}))
