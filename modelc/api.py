@@ -31,21 +31,27 @@ def check_file(path: str | os.PathLike) -> list[Diagnostic]:
 
 def compile_source(text: str, file: str = "<string>", model: str | None = None, weights: str | None = None,
                    seed: int = 0, opset: int | None = None, inline: bool = False,
-                   init_missing: bool = False) -> "onnx.ModelProto":
+                   init_missing: bool = False, dtype: str | None = None) -> "onnx.ModelProto":
     """Compile .model text to an ONNX ModelProto. Raises ModelcError with diagnostics."""
-    return driver.compile_program(driver.load_source(text, file), model, weights, seed, opset, inline, init_missing)
+    return driver.compile_program(driver.load_source(text, file), model, weights, seed, opset, inline, init_missing,
+                                  dtype)
 
 
 def compile_file(path: str | os.PathLike, weights: str | None = None, seed: int = 0, opset: int | None = None,
-                 inline: bool = False, model: str | None = None, init_missing: bool = False) -> "onnx.ModelProto":
+                 inline: bool = False, model: str | None = None, init_missing: bool = False,
+                 dtype: str | None = None, layer_outputs: bool = False) -> "onnx.ModelProto":
     """Compile a .model file to an ONNX ModelProto.
+
+    `dtype="float16"` casts float32 inputs, weights and computation; `layer_outputs=True` makes every
+    top-level layer's output a graph output too.
 
     >>> import modelc
     >>> proto = modelc.compile_file("samples/housing.model", seed=0)
     >>> [o.name for o in proto.graph.output]
     ['y']
     """
-    return driver.compile_program(driver.load_file(path), model, weights, seed, opset, inline, init_missing)
+    return driver.compile_program(driver.load_file(path), model, weights, seed, opset, inline, init_missing,
+                                  dtype, layer_outputs)
 
 
 def save(proto: "onnx.ModelProto", path: str | os.PathLike) -> None:
