@@ -4,12 +4,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench clean
+.PHONY: demo test check bench clean gpu cpu
+
+# RUNTIME=cpu (default) installs onnxruntime; RUNTIME=gpu installs onnxruntime-gpu instead.
+RUNTIME ?= cpu
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[$(RUNTIME),test]"
+	touch $(STAMP)
+
+# Switch this .venv to onnxruntime-gpu (never both packages at once: they share the module name).
+gpu:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip uninstall --quiet -y onnxruntime onnxruntime-gpu || true
+	$(BIN)/python -m pip install --quiet -e ".[gpu,test]"
+	touch $(STAMP)
+
+cpu:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip uninstall --quiet -y onnxruntime onnxruntime-gpu || true
+	$(BIN)/python -m pip install --quiet -e ".[cpu,test]"
 	touch $(STAMP)
 
 demo: $(STAMP)
