@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import onnx
 
 VERSION = "0.1.0"
+EXTERNAL_DATA_BYTES = 2**31 - 2**24  # a protobuf holds at most 2 GB: weights beyond this go to FILE.data
 
 
 @dataclass
@@ -164,7 +165,7 @@ def save_model(proto: "onnx.ModelProto", path: str | os.PathLike) -> None:
     import onnx
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    large = sum(t.ByteSize() for t in proto.graph.initializer) > 2**31 - 2**24
+    large = sum(t.ByteSize() for t in proto.graph.initializer) > EXTERNAL_DATA_BYTES
     try:
         if large:
             data_name = path.name + ".data"

@@ -144,3 +144,21 @@ def test_float16_model_weights_are_float16(tmp_path):
     x = np.ones((2, 3), np.float16)
     (y,) = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
     assert y.dtype == np.float16 and y.shape == (2, 2)
+
+
+def test_large_models_go_to_external_data(tmp_path, monkeypatch):
+    """Over the 2 GB protobuf limit weights move to OUT.onnx.data; the limit is lowered here to test it."""
+    from modelc.compiler import driver
+    monkeypatch.setattr(driver, "EXTERNAL_DATA_BYTES", 1024)
+    proto = modelc.compile_source("model m(x: float32[batch, 64]) { return x -> dense(64) -> dense(8) }")
+    out = tmp_path / "big.onnx"
+    modelc.save(proto, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.onnx", "big.onnx.data"]
+    stored = onnx.load(str(out), load_external_data=False)
+    external = {t.name for t in stored.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL}
+    assert external == {"dense.kernel", "dense_1.kernel"}  # the tensors over onnx's 1 KB threshold
+    assert all(e.value == "big.onnx.data" for t in stored.graph.initializer for e in t.external_data
+               if e.key == "location")
+    x = np.random.default_rng(0).normal(size=(3, 64)).astype(np.float32)
+    want = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    np.testing.assert_array_equal(predict(out, x), want[0])
