@@ -170,8 +170,11 @@ def save_model(proto: "onnx.ModelProto", path: str | os.PathLike) -> None:
         if large:
             data_name = path.name + ".data"
             tmp_data = path.with_name(f".{data_name}.tmp{os.getpid()}")
-            onnx.save_model(proto, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
+            copy = onnx.ModelProto()
+            copy.CopyFrom(proto)  # saving with external data rewrites the tensors it is given
+            onnx.save_model(copy, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
                             location=tmp_data.name, size_threshold=1024)
+            del copy
             # point the model at the final data file name, then move both into place
             saved = onnx.load_model(str(tmp), load_external_data=False)
             for t in saved.graph.initializer:
