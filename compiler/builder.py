@@ -77,9 +77,14 @@ class BlockBuilder:
 
     def call(self, block: ir.Block, instance: str, inputs: list[ir.Value], weights: list[str],
              loc: Span | None) -> list[ir.Value]:
-        outs = [ir.Value(self.fresh(instance + "/" + v.name.rsplit("/", 1)[-1]), v.type) for v in block.outputs]
-        self.block.items.append(ir.Call(block, instance, [i.name for i in inputs], weights,
-                                        [o.name for o in outs], loc))
+        """Apply a block; a shared instance applied again is named `residual@1`, `residual@2`, ..."""
+        name, k = instance, 0
+        while name in self._node_names:
+            k += 1
+            name = f"{instance}@{k}"
+        self._node_names.add(name)
+        outs = [ir.Value(self.fresh(name + "/" + v.name.rsplit("/", 1)[-1]), v.type) for v in block.outputs]
+        self.block.items.append(ir.Call(block, name, [i.name for i in inputs], weights, [o.name for o in outs], loc))
         return outs
 
     # --- weights -----------------------------------------------------------

@@ -15,6 +15,7 @@ from .source import Diagnostic, Span, did_you_mean
 from .types import DTYPES
 
 MAX_ERRORS = 20
+MAX_REPEAT = 1000  # applications one `repeat` stage may make (nested counts multiply); each is lowered
 HPARAM_TYPES = ("int", "float", "bool", "str", "layer")
 
 
@@ -43,6 +44,7 @@ class Checker:
             self.bind(p.name, p.loc, scope)
             if p.default is not None:
                 self.check_expr(p.default, scope, d)
+        dim_symbols: set[str] = set()
         for p in d.inputs:
             if isinstance(p.type, N.ScalarType):
                 where = "layer input" if d.kind != "model" else "model input"
@@ -53,14 +55,16 @@ class Checker:
                 for dim in p.type.dims:  # a dim symbol is usable as an int in the body
                     if isinstance(dim.value, str) and dim.value != "..." and dim.value not in scope:
                         scope[dim.value] = dim.loc
+                        dim_symbols.add(dim.value)
             if p.default is not None:
                 self.report(p.default.loc, f"input '{p.name}' cannot have a default value")
-            if p.name in scope and p.name not in [h.name for h in d.hparams]:
+            if p.name in dim_symbols:  # an input may share its name with a dim symbol; the input wins
                 scope.pop(p.name)
+                dim_symbols.discard(p.name)
             self.bind(p.name, p.loc, scope)
         if d.kind == "metric" and not 2 <= len(d.inputs) <= 3:
-            self.report(d.loc, f"metric '{d.name}' takes (y_true, y_pred) or (y_true, y_pred, sample_weight), "
-                               f"got {len(d.inputs)} inputs")
+            self.report(d.name_loc or d.loc, f"metric '{d.name}' takes (y_true, y_pred) or "
+                                             f"(y_true, y_pred, sample_weight), got {len(d.inputs)} inputs")
         self.check_body(d, scope)
 
     def check_type(self, spec: N.TensorTypeSpec, d: N.Definition) -> None:
@@ -162,14 +166,23 @@ class Checker:
                 if isinstance(node.func, N.Name):
                     self.check_keywords(node.func.id, node.kwargs, scope)
                 stack.extend([node.func, *node.args, *(k.value for k in node.kwargs)])
-            elif isinstance(node, N.StageRef):
-                self.check_name(node.name, node.loc, scope, d)
+            elif isinstance(node, N.StageRef):  # the stage's text starts with its name
+                loc = node.loc
+                self.check_name(node.name, Span(loc.file, loc.line, loc.col, loc.line, loc.col + len(node.name)),
+                                scope, d)
                 self.check_keywords(node.name, node.kwargs, scope)
                 stack.extend([*(node.args or []), *(k.value for k in node.kwargs)])
             elif isinstance(node, N.Repeat):
-                if node.count < 1:
-                    self.report(node.loc, f"repeat count must be at least 1, got {node.count}")
-                stack.append(node.stage)
+                copies, stage = 1, node
+                while isinstance(stage, N.Repeat):
+                    if stage.count < 1:
+                        self.report(stage.loc, f"repeat count must be at least 1, got {stage.count}")
+                    copies *= max(stage.count, 1)
+                    stage = stage.stage
+                if copies > MAX_REPEAT:
+                    self.report(node.loc, f"repeat applies its stage {copies} times, "
+                                          f"more than the limit of {MAX_REPEAT}")
+                stack.append(stage)
             elif isinstance(node, N.Pipe):
                 stack.extend([node.value, node.stage])
             elif isinstance(node, N.Binary):

@@ -146,7 +146,10 @@ def compile_program(program: Program, model: str | None = None, weights: str | N
     if not MIN_OPSET <= opset <= newest:
         raise ModelcError(Diagnostic(None, f"--opset must be between {MIN_OPSET} and {newest}, got {opset}"))
     lowered = lower_program(program, model, dtype)
-    arrays = bind_weights(lowered.graph.weights, weights, seed, init_missing, cast=dtype is not None)
+    try:
+        arrays = bind_weights(lowered.graph.weights, weights, seed, init_missing, cast=dtype is not None)
+    except ModelcError as e:
+        raise type(e)(program.files.attach(e.diagnostics)) from None
     meta = {"modelc.version": VERSION, "modelc.source_sha256": lowered.source_hash,
             "modelc.source": os.path.basename(program.root), "modelc.seed": str(seed)}
     if dtype:

@@ -28,6 +28,8 @@ INITIALIZER_PARAMS: dict[str, tuple[str, ...]] = {
     "truncated_normal": ("mean", "stddev"),
 }
 
+INITIALIZER_ALIASES = {"lo": "minval", "hi": "maxval"}  # random_uniform(lo, hi), as LANGUAGE.md writes it
+
 KERAS_EPSILON = 1e-7          # keras.backend.epsilon(), used by Normalization
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946

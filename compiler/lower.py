@@ -13,7 +13,7 @@ from typing import Any
 from . import ir
 from . import nodes as N
 from .builder import BlockBuilder
-from .layers import BUILTIN_LAYERS, INITIALIZER_ARGS, INITIALIZER_PARAMS, REQUIRED, BuiltinLayer
+from .layers import BUILTIN_LAYERS, INITIALIZER_ALIASES, INITIALIZER_ARGS, INITIALIZER_PARAMS, REQUIRED, BuiltinLayer
 from .ops import FUNCTIONS, INT64_MAX, DtypeName, binary, call_function, describe, is_tensor, unary
 from .source import CheckError, Diagnostic, Span, did_you_mean, error
 from .types import DTYPES, FLOAT_DTYPES, Dim, TensorType, show_dim
@@ -174,11 +174,10 @@ class Lowerer:
     def lookup(self, name: str, loc: Span, env: Env) -> Any:
         if name in env.values:
             return env.values[name]
-        if name in self.definitions:
-            d = self.definitions[name]
-            if d.kind != "layer":
-                raise error(loc, f"'{name}' is a {d.kind}, not a layer")
-            return LayerVal(d)
+        if name in self.definitions and self.definitions[name].kind == "layer":
+            return LayerVal(self.definitions[name])
+        if name in self.definitions and name not in BUILTIN_LAYERS and name not in FUNCTIONS:
+            raise error(loc, f"'{name}' is a {self.definitions[name].kind}, not a layer")
         if name in BUILTIN_LAYERS:
             return LayerVal(BUILTIN_LAYERS[name])
         if name in INITIALIZER_ARGS:
@@ -214,9 +213,9 @@ class Lowerer:
         args, kwargs = self.eval_args(e.args, e.kwargs, env, b)
         if any(v is POISON for v in [*args, *kwargs.values()]):
             return POISON
-        if isinstance(e.func, N.Name) and e.func.id in FUNCTIONS and e.func.id not in env.values \
-                and e.func.id not in self.definitions:
-            if any(is_tensor(a) for a in args) or e.func.id not in BUILTIN_LAYERS:
+        if isinstance(e.func, N.Name) and self.is_function(e.func.id, env):
+            as_layer = e.func.id in BUILTIN_LAYERS and ("name" in kwargs or not any(is_tensor(a) for a in args))
+            if not as_layer:  # relu(x) is the function; relu(x, name="r") and relu(name="r") the layer
                 return call_function(b, e.func.id, args, kwargs, e.loc)
         func = self.eval(e.func, env, b)
         if func is POISON:
@@ -226,6 +225,11 @@ class Lowerer:
         if not isinstance(func, LayerVal):
             raise error(e.func.loc, f"cannot call {describe(func)}; expected a layer or a function")
         return self.call_layer(func, args, kwargs, b, e.loc)
+
+    def is_function(self, name: str, env: Env) -> bool:
+        """A built-in function, unless a local name or a user layer shadows it (metrics do not)."""
+        shadow = self.definitions.get(name)
+        return name in FUNCTIONS and name not in env.values and (shadow is None or shadow.kind != "layer")
 
     def call_layer(self, lv: LayerVal, args: list[Any], kwargs: dict[str, Any], b: BlockBuilder,
                    loc: Span) -> Any:
@@ -244,6 +248,7 @@ class Lowerer:
     def initializer(self, name: str, args: list[Any], kwargs: dict[str, Any], loc: Span) -> ir.InitSpec:
         """`constant(0.1)`, `random_normal(mean=0, stddev=0.1)`: Keras' argument names and defaults."""
         names = INITIALIZER_PARAMS.get(name, ())
+        kwargs = {INITIALIZER_ALIASES.get(k, k): v for k, v in kwargs.items()}
         values = list(INITIALIZER_ARGS[name])
         if len(args) > len(names):
             raise error(loc, f"{name} takes {len(names)} argument{'s' * (len(names) != 1)}"
@@ -266,11 +271,12 @@ class Lowerer:
         x = self.eval(e.value, env, b)
         if x is POISON:
             return POISON
-        if not is_tensor(x):
+        if not is_tensor(x) and not (isinstance(x, tuple) and all(is_tensor(v) for v in x)):
             raise error(e.value.loc, f"only a tensor can be piped into a layer, got {describe(x)}")
         return self.apply_stage(e.stage, x, env, b)
 
-    def apply_stage(self, st: N.Stage, x: ir.Value, env: Env, b: BlockBuilder) -> Any:
+    def apply_stage(self, st: N.Stage, x: Any, env: Env, b: BlockBuilder) -> Any:
+        """Apply a stage to a tensor, or to the tensors a multi-output layer returned (its inputs, in order)."""
         if isinstance(st, N.Repeat):
             if st.count < 1:
                 raise error(st.loc, f"repeat count must be at least 1, got {st.count}")
@@ -283,11 +289,11 @@ class Lowerer:
                 raise error(st.stage.loc, "repeat shared needs a layer, not a function")
             instance = b.instance_name(lv.name, lv.explicit_name, st.loc)
             for _ in range(st.count):
-                x = self.apply_layer(lv, [x], b, st.stage.loc, instance)
+                x = self.apply_layer(lv, _inputs(x), b, st.stage.loc, instance)
             return x
         stage = self.stage_layer(st, x, env, b)
         if isinstance(stage, LayerVal):
-            return self.apply_layer(stage, [x], b, st.loc)
+            return self.apply_layer(stage, _inputs(x), b, st.loc)
         return stage  # a built-in function, already applied to x
 
     def stage_layer(self, st: N.Stage, x: ir.Value, env: Env, b: BlockBuilder) -> Any:
@@ -297,9 +303,8 @@ class Lowerer:
         args, kwargs = self.eval_args(st.args or [], st.kwargs, env, b)
         if any(v is POISON for v in [*args, *kwargs.values()]):
             raise CheckError([])
-        if st.name in FUNCTIONS and st.name not in env.values and st.name not in self.definitions and (
-                st.name not in BUILTIN_LAYERS or any(is_tensor(a) for a in args)):
-            return call_function(b, st.name, [x, *args], kwargs, st.loc)
+        if self.is_function(st.name, env) and (st.name not in BUILTIN_LAYERS or any(is_tensor(a) for a in args)):
+            return call_function(b, st.name, [*_inputs(x), *args], kwargs, st.loc)
         lv = self.lookup(st.name, st.loc, env)
         if lv is POISON:
             raise CheckError([])
@@ -313,6 +318,12 @@ class Lowerer:
         x = self.eval(e.target, env, b)
         if x is POISON:
             return POISON
+        if isinstance(x, tuple):  # the outputs of a multi-output layer: pick one
+            i = self.index_int(e.items[0], env, b) if len(e.items) == 1 and not isinstance(
+                e.items[0], (N.Slice, N.EllipsisIndex)) else None
+            if i is None or not -len(x) <= i < len(x):
+                raise error(e.loc, f"this layer returns {len(x)} tensors; pick one with [0] .. [{len(x) - 1}]")
+            return x[i]
         if not is_tensor(x):
             raise error(e.target.loc, f"only tensors can be indexed, got {describe(x)}")
         return self.lower_index(x, e, env, b)
@@ -469,7 +480,7 @@ class Lowerer:
             block = self.cache[key] = self.build_block(d, hp, inputs, symbols, loc)
         weights = [b.weight(f"{name}.{w.name}", w.type, w.init, w.loc).name for w in block.weights]
         outs = b.call(block, "/".join([*b.prefix, name]), inputs, weights, loc)
-        return outs[0] if len(outs) == 1 else outs  # type: ignore[return-value]
+        return outs[0] if len(outs) == 1 else tuple(outs)  # type: ignore[return-value]
 
     def build_block(self, d: N.Definition, hp: dict[str, Any], inputs: list[ir.Value],
                     symbols: dict[str, Dim], loc: Span) -> ir.Block:
@@ -519,6 +530,10 @@ class Lowerer:
             raise error(loc, f"{d.name} expects input{which} {spec.dtype or ''}[{', '.join(shown)}], "
                              f"got {x.type.dtype if spec.dtype else ''}[{', '.join(show_dim(s) for s in shape)}]")
         symbols.update(trial)
+
+
+def _inputs(x: Any) -> list[Any]:
+    return list(x) if isinstance(x, tuple) else [x]
 
 
 def _size(t: TensorType) -> int:

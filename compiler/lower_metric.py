@@ -76,9 +76,12 @@ class MetricLowerer(Lowerer):
             with b.scope(f"m{index}"):
                 outputs.extend(self.lower_metric(plan, inputs[0], pred, b))
             plans.append(plan)
-        if y_pred.dtype in FLOAT_DTYPES:  # NaN predictions are counted and reported, never silently a class
+        if y_pred.dtype in FLOAT_DTYPES:  # rows with a NaN prediction are counted and reported
             nan = b.node("Cast", [b.node("IsNaN", [pred], TensorType("bool", pred.type.shape))],
                          TensorType("int64", pred.type.shape), to="int64")
+            if pred.type.rank > 1:  # a row of class scores counts once
+                nan = b.node("ReduceMax", [nan], TensorType("int64", pred.type.shape[:1]), keepdims=0,
+                             axes=list(range(1, pred.type.rank)))
             outputs.append(named(b, b.node("ReduceSum", [nan], TensorType("int64", ()), keepdims=0),
                                  NAN_PREDICTIONS, None))
         b.block.outputs = outputs
@@ -93,7 +96,7 @@ class MetricLowerer(Lowerer):
         explicit_weight = len(names) == 3
         if explicit_weight:
             env.values[names[2]] = self.weight_as(y_pred.type.dtype, b) if self.weight is not None else \
-                b.const(1.0, y_pred.type.dtype)
+                self.unit_weights(y_true, y_pred.type.dtype, b)
         late: set[str] = set()
         outputs = []
         for stmt in d.body:
@@ -114,6 +117,12 @@ class MetricLowerer(Lowerer):
             else:
                 raise error(stmt.loc, "a metric declares no weights ('param'); use 'state' for its statistics")
         return outputs
+
+    def unit_weights(self, like: ir.Value, dtype: str, b: BlockBuilder) -> ir.Value:
+        """A weight of 1 per row, for a metric that reads sample_weight when none was given."""
+        rows = b.node("Shape", [like], TensorType("int64", (1,)), start=0, end=1)
+        return b.node("ConstantOfShape", [rows], TensorType(dtype, (like.type.shape[0],)),
+                      value=ir.ConstTensor(dtype, (1,), (1,)))
 
     def weight_as(self, dtype: str, b: BlockBuilder) -> ir.Value:
         return b.node("Cast", [self.weight], TensorType(dtype, self.weight.type.shape), to=dtype)

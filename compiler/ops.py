@@ -25,6 +25,13 @@ def is_tensor(v: Any) -> bool:
 def describe(v: Any) -> str:
     if is_tensor(v):
         return f"tensor {v.type}"
+    if isinstance(v, tuple):
+        return f"{len(v)} tensors (a multi-output layer's; pick one with [i])"
+    kind = type(v).__name__
+    if kind == "InitSpec":
+        return f"the initializer {v.name}"
+    if kind == "LayerVal":
+        return f"the layer {v.name}"
     return {bool: "bool", int: "int", float: "float", str: "str"}.get(type(v), type(v).__name__)
 
 
@@ -103,6 +110,8 @@ def binary(b: BlockBuilder, op: str, a: Any, c: Any, loc: Span | None) -> Any:
         if dtype != "bool":
             raise error(loc, f"'{op}' needs bool tensors, got {x.type}; compare first (x > 0)")
         return b.node(LOGIC[op], [x, y], TensorType("bool", shape), loc)
+    if dtype == "bool" and op in ("<", "<=", ">", ">="):
+        raise error(loc, f"'{op}' orders numbers, got {x.type}; compare bools with == or !=")
     if op in COMPARE or op == "!=":
         out = b.node(COMPARE.get(op, "Equal"), [x, y], TensorType("bool", shape), loc)
         return b.node("Not", [out], out.type, loc) if op == "!=" else out

@@ -1,6 +1,7 @@
 """Parser for grammar/model.lark: Lark (LALR) tree -> compiler/nodes.py AST."""
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -11,20 +12,46 @@ from lark.visitors import Transformer_NonRecursive, v_args
 from . import nodes as N
 from .source import Diagnostic, Span, SyntaxErrorDiag
 
-MAX_DEPTH = 400  # deeper trees get a diagnostic instead of a RecursionError later on
+# Deeper trees get a diagnostic instead of a RecursionError later on: lower.py recurses up to three
+# frames per level (a list literal), which must stay well inside Python's default limit of 1000.
+MAX_DEPTH = 200
+INT64_MAX = 2**63 - 1  # integer literals are ONNX int64s
 
 # What each terminal is called in a message ("expected ')'", never "_RPAR").
 TERMINAL_NAMES = {
     "NAME": "a name", "INT": "an integer", "NUMBER": "a number", "STRING": "a string",
-    "ELLIPSIS": "'...'", "COMP_OP": "a comparison", "ADD_OP": "'+' or '-'", "MINUS": "'-'",
-    "MUL_OP": "'*', '/' or '@'", "POW": "'**'", "_ARROW": "'->'", "_ASSIGN": "'='",
+    "ELLIPSIS": "'...'", "COMP_OP": "a comparison", "ADD_OP": "'+', '-'", "MINUS": "'-'",
+    "MUL_OP": "'*', '/', '@'", "POW": "'**'", "_ARROW": "'->'", "_ASSIGN": "'='",
     "_COMMA": "','", "_COLON": "':'", "_SEMI": "';'", "_LPAR": "'('", "_RPAR": "')'",
     "_LSQB": "'['", "_RSQB": "']'", "_LBRACE": "'{'", "_RBRACE": "'}'", "$END": "end of file",
 }
 
 
+# Terminals a message names as a group: whatever may start an operand, and whatever may follow one.
+EXPR_START = {"NAME", "INT", "NUMBER", "STRING", "TRUE", "FALSE", "NOT", "MINUS", "_LPAR", "_LSQB"}
+BINARY_OPERATORS = {"ADD_OP", "MUL_OP", "POW", "COMP_OP", "AND", "OR", "_ARROW"}
+BRACKETS = {"(": ")", "[": "]", "{": "}"}
+CLOSER_TERMINALS = {")": "_RPAR", "]": "_RSQB", "}": "_RBRACE"}
+STRING_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r"}
+
+
 def describe_terminal(name: str) -> str:
     return TERMINAL_NAMES.get(name, f"'{name.lower()}'")
+
+
+def describe_expected(terminals: set[str]) -> str:
+    """`')'`, `')' or ','`, `one of ')', ',', an operator`: what the parser would have accepted."""
+    names, groups = set(terminals), []
+    if {"NUMBER", "STRING"} <= names:   # any operand may start here
+        names -= EXPR_START
+        groups.append("an expression")
+    if len(names & BINARY_OPERATORS) >= 2:   # an operand is complete and may go on (a call, an index too)
+        names -= BINARY_OPERATORS | {"_LPAR", "_LSQB"}
+        groups.append("an operator")
+    items = sorted(describe_terminal(t) for t in names) + groups
+    if len(items) <= 2:
+        return " or ".join(items)
+    return "one of " + ", ".join(items)
 
 
 @lru_cache(maxsize=1)
@@ -66,7 +93,7 @@ class ToAst(Transformer_NonRecursive):
         return program
 
     def import_def(self, meta: Any, items: list) -> N.Import:
-        return N.Import(self._loc(meta), _unquote(items[1]))
+        return N.Import(self._loc(meta), _unquote(items[1], self.file))
 
     def _definition(self, kind: str, meta: Any, items: list) -> N.Definition:
         _, name_tok, first, second, body = items
@@ -102,6 +129,10 @@ class ToAst(Transformer_NonRecursive):
 
     def dim(self, meta: Any, items: list) -> N.Dim:
         tok = items[0]
+        if tok.type == "NUMBER":
+            raise _fail(self._loc(meta), f"a dimension is an integer, a name or '...', got {tok}")
+        if tok.type == "INT":
+            _check_int(tok, self._loc(meta))
         value = int(tok) if tok.type == "INT" else str(tok)
         return N.Dim(self._loc(meta), value)
 
@@ -137,6 +168,8 @@ class ToAst(Transformer_NonRecursive):
 
     def stage_repeat(self, meta: Any, items: list) -> N.Repeat:
         _, count, shared, stage = items
+        if count.type == "NUMBER":
+            raise _fail(span_of(self.file, count), f"repeat count must be an integer, got {count}")
         return N.Repeat(self._loc(meta), int(count), shared is not None, stage)
 
     def binary(self, meta: Any, items: list) -> N.Binary:
@@ -177,11 +210,11 @@ class ToAst(Transformer_NonRecursive):
     def number(self, meta: Any, items: list) -> N.Number:
         tok = items[0]
         if tok.type == "INT":
-            return N.Number(self._loc(meta), int(tok), True)
+            return N.Number(self._loc(meta), _check_int(tok, self._loc(meta)), True)
         return N.Number(self._loc(meta), float(tok), False)
 
     def string(self, meta: Any, items: list) -> N.String:
-        return N.String(self._loc(meta), _unquote(items[0]))
+        return N.String(self._loc(meta), _unquote(items[0], self.file))
 
     def boolean(self, meta: Any, items: list) -> N.Bool:
         return N.Bool(self._loc(meta), items[0].type == "TRUE")
@@ -197,8 +230,25 @@ def _loc_of(node: Any) -> Span:
     return node.loc
 
 
-def _unquote(tok: Token) -> str:
-    return bytes(str(tok)[1:-1], "utf-8").decode("unicode_escape")
+def _unquote(tok: Token, file: str) -> str:
+    """The text of a STRING token: `\\"`, `\\\\`, `\\n`, `\\t`, `\\r` and `\\uXXXX` are escapes."""
+    def escape(m: re.Match) -> str:
+        if m.group(1):
+            return chr(int(m.group(1), 16))
+        if m.group(2) in STRING_ESCAPES:
+            return STRING_ESCAPES[m.group(2)]
+        col = (tok.column or 1) + 1 + m.start()
+        raise _fail(Span(file, tok.line or 1, col, tok.line or 1, col + len(m.group(0))),
+                    f"unknown escape '{m.group(0)}' in a string; write '\\\\' for a backslash")
+    return re.sub(r"\\(?:u([0-9a-fA-F]{4})|(.))", escape, str(tok)[1:-1])
+
+
+def _check_int(tok: Token, span: Span) -> int:
+    """An integer literal must fit ONNX's int64."""
+    value = int(tok)
+    if value > INT64_MAX:
+        raise _fail(span, f"integer {tok} is too large; the largest is {INT64_MAX}")
+    return value
 
 
 def _fail(span: Span, message: str) -> SyntaxErrorDiag:
@@ -218,23 +268,54 @@ def _tree_too_deep(tree: Tree, file: str) -> Span | None:
 
 def syntax_diagnostic(err: UnexpectedInput, file: str, text: str) -> Diagnostic:
     line, col = err.line if err.line > 0 else 1, err.column if err.column > 0 else 1
-    if isinstance(err, UnexpectedToken) and err.token.type == "$END":
-        lines = text.splitlines() or [""]
-        line, col = len(lines), len(lines[-1]) + 1
-        message = "unexpected end of file"
-        width = 1
+    pos = err.pos_in_stream if isinstance(err, UnexpectedCharacters) else None
+    if isinstance(err, UnexpectedToken):
+        pos = err.token.start_pos
+    if isinstance(err, UnexpectedCharacters) and text[err.pos_in_stream] == '"':
+        rest = text[err.pos_in_stream:].split("\n", 1)[0].rstrip("\r")
+        return Diagnostic(Span(file, line, col, line, col + len(rest)),
+                          "unterminated string; a string ends with '\"' on the line where it starts")
+    if isinstance(err, UnexpectedToken) and err.token.type == "$END" or isinstance(err, UnexpectedEOF):
+        lines = text.rstrip().split("\n")  # lark counts lines by "\n" only
+        line, col, pos = len(lines), len(lines[-1].rstrip("\r")) + 1, len(text)
+        message, width = "unexpected end of file", 1
+    elif isinstance(err, UnexpectedToken) and err.token.type == "COMP_OP" and "AND" in _expected(err):
+        return Diagnostic(Span(file, line, col, line, col + len(err.token)),
+                          f"unexpected '{err.token}': comparisons do not chain; write (a < b) and (b < c)")
     elif isinstance(err, UnexpectedToken):
         message = f"unexpected {_token_text(err.token)}"
         width = max(1, len(str(err.token)))
-    elif isinstance(err, UnexpectedCharacters):
+    else:
         message = f"unexpected character {text[err.pos_in_stream]!r}"
         width = 1
-    else:  # UnexpectedEOF
-        message, width = "unexpected end of file", 1
-    expected = sorted({describe_terminal(t) for t in _expected(err)})
+    expected = _expected(err)
     if expected:
-        message += "; expected " + (expected[0] if len(expected) == 1 else "one of " + ", ".join(expected))
+        message += "; expected " + describe_expected(expected)
+    # Name a bracket left open where its closer would do. A body's '{' stays open over every
+    # statement, so it is named only at the end of the file.
+    opener = _unclosed_bracket(text, len(text) if pos is None else pos)
+    if opener is not None and CLOSER_TERMINALS[BRACKETS[opener[0]]] in expected and (
+            opener[0] != "{" or pos == len(text)):
+        message += f"; the '{opener[0]}' at line {opener[1]}, column {opener[2]} is not closed"
     return Diagnostic(Span(file, line, col, line, col + width), message)
+
+
+_BRACKET_SCAN = re.compile(r'#[^\n]*|"(?:[^"\\\n]|\\.)*"|[()\[\]{}\n]')
+
+
+def _unclosed_bracket(text: str, end: int) -> tuple[str, int, int] | None:
+    """The innermost bracket still open at text[end] (comments and strings skipped): (char, line, col)."""
+    stack: list[tuple[str, int, int]] = []
+    line, line_start = 1, 0
+    for m in _BRACKET_SCAN.finditer(text, 0, end):
+        c = m.group()
+        if c == "\n":
+            line, line_start = line + 1, m.end()
+        elif c in BRACKETS:
+            stack.append((c, line, m.start() - line_start + 1))
+        elif c in CLOSER_TERMINALS and stack and BRACKETS[stack[-1][0]] == c:
+            stack.pop()
+    return stack[-1] if stack else None
 
 
 def _token_text(tok: Token) -> str:
@@ -244,6 +325,13 @@ def _token_text(tok: Token) -> str:
 
 
 def _expected(err: UnexpectedInput) -> set[str]:
+    """What the parser accepts at the error: exact when lark left its parser state on the error."""
+    interactive = getattr(err, "interactive_parser", None)
+    if interactive is not None:
+        try:
+            return set(interactive.accepts())
+        except Exception:  # noqa: BLE001 - fall back to the lexer's view below
+            pass
     if isinstance(err, UnexpectedToken):
         return set(err.accepts or err.expected)
     if isinstance(err, UnexpectedCharacters):

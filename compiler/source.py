@@ -31,10 +31,13 @@ class Diagnostic:
         where = f"{self.span}: " if self.span else ""
         text = f"{where}{self.severity}: {self.message}"
         if self.span and self.source_line is not None:
-            line = self.source_line.rstrip("\n")
+            line = self.source_line.rstrip("\r\n")
             end = self.span.end_col if self.span.end_line == self.span.line else len(line) + 1
             width = max(1, min(end, len(line) + 1) - self.span.col)
-            text += f"\n{line}\n{' ' * (self.span.col - 1)}{'^' * width}"
+            # keep the line's tabs in the indent, so the caret lines up however wide a tab shows
+            indent = "".join(c if c == "\t" else " " for c in line[:self.span.col - 1])
+            indent += " " * (self.span.col - 1 - len(indent))
+            text += f"\n{line}\n{indent}{'^' * width}"
         return text
 
     def __str__(self) -> str:
@@ -78,10 +81,16 @@ class SourceFiles:
     texts: dict[str, str] = field(default_factory=dict)
 
     def line(self, span: Span | None) -> str | None:
-        if span is None or span.file not in self.texts:
+        if span is None:
             return None
-        lines = self.texts[span.file].splitlines()
-        return lines[span.line - 1] if 0 < span.line <= len(lines) else None
+        if span.file not in self.texts:  # a file read by another Program (an import, the metric prelude)
+            try:
+                with open(span.file, encoding="utf-8") as f:
+                    self.texts[span.file] = f.read()
+            except OSError:
+                return None
+        lines = self.texts[span.file].split("\n")  # as the lexer counts lines: \f or \u2028 end none
+        return lines[span.line - 1].rstrip("\r") if 0 < span.line <= len(lines) else None
 
     def attach(self, diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
         out = []

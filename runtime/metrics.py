@@ -21,7 +21,7 @@ from ..compiler import driver
 from ..compiler import nodes as N
 from ..compiler.lower import LayerVal
 from ..compiler.lower_metric import NAN_PREDICTIONS as NAN_STATE
-from ..compiler.lower_metric import MetricLowerer, MetricPlan, StateSpec
+from ..compiler.lower_metric import MetricLowerer, MetricPlan, StateSpec, names_in
 from ..compiler.source import Diagnostic, ModelcError, did_you_mean
 from ..compiler.types import TensorType
 from .finalize import Finalizer
@@ -97,7 +97,7 @@ class MetricSet:
         from ..compiler.emit import DEFAULT_OPSET, emit_model
         try:
             model, plans = MetricLowerer(self.definitions).lower_metrics(self.bound, y_true, y_pred, weighted)
-        except ModelcError as e:
+        except ModelcError as e:  # the metric may come from the prelude, the model's file or an --import
             files = driver.SourceFiles({**prelude().files.texts})
             raise ModelcError(files.attach(e.diagnostics)) from None
         self.plans = plans
@@ -111,12 +111,14 @@ class MetricSet:
     # --- merging -------------------------------------------------------------
     def accumulate(self, outputs: dict[str, np.ndarray]) -> None:
         """Merge one batch's states (or another worker's merged states) into ours, each by its rule."""
+        outputs = {name: np.asarray(value) for name, value in outputs.items()}
+        for name, value in outputs.items():  # check them all first: a batch with bad labels changes nothing
+            if self.rules[name].rule == "bincount" and value[-1] != 0:
+                raise metric_error(f"{self.owner(name)}: {value[-1]:g} rows have a label (or a predicted class) "
+                                   "outside the classes the metric takes: class indices from 0 to k - 1 for "
+                                   "confusion_matrix(k), or below the number of class scores")
         for name, value in outputs.items():
             rule = self.rules[name].rule
-            value = np.asarray(value)
-            if rule == "bincount" and value[-1] != 0:
-                raise metric_error(f"{self.owner(name)}: {value[-1]:g} labels fall outside [0, {len(value) - 1}), "
-                                   "the range of the metric")
             if name not in self.states:
                 self.states[name] = value.copy()
             elif rule in ("sum", "count", "bincount"):
@@ -132,7 +134,15 @@ class MetricSet:
                 return plan.spec
         return output
 
+    def signature(self) -> list[tuple[str, dict[str, Any]]]:
+        """What the states mean: each metric's name and hyperparameters, defaults filled in."""
+        lowerer = MetricLowerer(self.definitions)
+        return [(lv.layer.name, lowerer.complete(lv, lv.layer.loc)) for _, lv in self.bound]  # type: ignore[union-attr]
+
     def merge(self, other: "MetricSet") -> None:
+        if other.signature() != self.signature():
+            raise metric_error(f"cannot merge the states of {', '.join(other.specs)} into {', '.join(self.specs)}: "
+                               "only the same metrics with the same arguments merge")
         if other.rules and not self.rules:
             self.plans, self.rules = other.plans, other.rules
         self.accumulate(other.states)
@@ -166,6 +176,32 @@ class MetricSet:
 
     def load_state_dict(self, states: dict[str, np.ndarray]) -> None:
         self.states = {k: np.asarray(v).copy() for k, v in states.items()}
+        if self.states and not self.plans:
+            self.plan_loaded_states()
+
+    def plan_loaded_states(self) -> None:
+        """Plans for states loaded before any update: a state's name, rule and the `return` need no types."""
+        lowerer = MetricLowerer(self.definitions)
+        plans, rules = [], {NAN_STATE: StateSpec(NAN_STATE, NAN_STATE, "sum", "int64", ())}
+        for index, (spec, lv) in enumerate(self.bound):
+            plan = MetricPlan(spec, lv.layer, lowerer.complete(lv, lv.layer.loc))  # type: ignore[arg-type]
+            late: set[str] = set()
+            for stmt in lv.layer.body:  # type: ignore[union-attr]
+                if isinstance(stmt, N.StateDecl):
+                    output = f"m{index}.{stmt.name}"
+                    if output not in self.states:
+                        raise metric_error(f"{spec}: the loaded states lack '{stmt.name}'; they come from another "
+                                           "metric (states: " + ", ".join(sorted(self.states)) + ")")
+                    value = self.states[output]
+                    plan.states.append(StateSpec(output, stmt.name, lowerer.rule_of(stmt), str(value.dtype),
+                                                 value.shape))
+                    late.add(stmt.name)
+                elif isinstance(stmt, N.Return) or (isinstance(stmt, N.Assign) and names_in(stmt.value) & late):
+                    plan.final.append(stmt)
+                    late.add(getattr(stmt, "name", ""))
+            plans.append(plan)
+            rules.update({s.output: s for s in plan.states})
+        self.plans, self.rules = plans, rules
 
 
 def to_python(value: Any) -> Any:
