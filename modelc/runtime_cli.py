@@ -10,11 +10,18 @@ from typing import Any
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a .model or .onnx file")
-    p.add_argument("--data", required=True, help=".npz, .npy, .csv or .parquet")
+    p.add_argument("--data", required=True, action="append",
+                   help=".npz, .npy, .csv or .parquet; a glob ('data/part-*.parquet'), a directory, or repeated")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--provider", default="cpu", choices=["cpu", "cuda", "reference"])
     p.add_argument("--columns", action="append", default=[], metavar="INPUT=C1,C2",
                    help="which columns feed a model input (repeatable)")
+    p.add_argument("--engine", choices=["local", "dask"], default=None,
+                   help="local (this process, default) or dask (one task per partition; pip install 'modelc[dask]')")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786 (--engine dask)")
+    p.add_argument("--workers", type=int, metavar="N", help="a local Dask cluster of N worker processes")
+    p.add_argument("--partition-rows", type=int, metavar="N",
+                   help="split Parquet files of more rows into tasks of whole row groups (default 1048576)")
     p.add_argument("--model", dest="model_name", help="which model of a .model file")
     p.add_argument("--weights", help=".safetensors or .npz weights for a .model")
     p.add_argument("--init-missing", action="store_true")
@@ -28,14 +35,33 @@ def _compile_options(args: argparse.Namespace) -> dict[str, Any]:
             "seed": args.seed}
 
 
+def _data(args: argparse.Namespace) -> Any:
+    return args.data[0] if len(args.data) == 1 else args.data
+
+
+def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"engine": args.engine, "scheduler": args.scheduler, "workers": args.workers,
+            "partition_rows": args.partition_rows}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .runtime.columns import parse_columns
+    from .runtime.distributed import PartitionErrors
     from .runtime.predict import run
-    summary = run(args.model, args.data, args.output, provider=args.provider, batch_size=args.batch_size,
-                  outputs=args.outputs or None, columns=parse_columns(args.columns), progress=args.progress,
-                  **_compile_options(args))
+    try:
+        summary = run(args.model, _data(args), args.output, provider=args.provider, batch_size=args.batch_size,
+                      outputs=args.outputs or None, columns=parse_columns(args.columns), progress=args.progress,
+                      output_format=args.format, **_engine_options(args), **_compile_options(args))
+    except PartitionErrors as e:
+        if args.json:
+            print(json.dumps(e.result))
+        raise
     if args.json:
         print(json.dumps(summary))
+    elif "partitions" in summary:
+        print(f"wrote {summary['output']}: {summary['samples']:,} rows, {summary['written']} of "
+              f"{summary['partitions']} partition files ({summary['skipped']} already there) on "
+              f"{summary['engine']} ({summary['rows_per_second'] or 0:,.0f} rows/s)")
     else:
         print(f"wrote {summary['output']}: {summary['samples']:,} rows in {summary['batches']} batches on "
               f"{summary['provider']} ({summary['rows_per_second'] or 0:,.0f} rows/s)")
@@ -46,19 +72,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .runtime.columns import parse_columns
     from .runtime.evaluate import evaluate, load_model
     loaded = load_model(args.model, imports=tuple(args.imports), **_compile_options(args))
+    from .runtime.distributed import PartitionErrors
+    failed = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = evaluate(loaded, args.data, args.target, args.metrics, provider=args.provider,
-                          batch_size=args.batch_size, output=args.output, columns=parse_columns(args.columns),
-                          sample_weight=args.sample_weight, checkpoint=args.checkpoint,
-                          checkpoint_every=args.checkpoint_every, resume=args.resume, progress=args.progress)
+        try:
+            result = evaluate(loaded, _data(args), args.target, args.metrics, provider=args.provider,
+                              batch_size=args.batch_size, output=args.output, columns=parse_columns(args.columns),
+                              sample_weight=args.sample_weight, checkpoint=args.checkpoint,
+                              checkpoint_every=args.checkpoint_every, resume=args.resume, progress=args.progress,
+                              **_engine_options(args))
+        except PartitionErrors as e:  # the other partitions' metrics are shown, then the failures, exit 1
+            result, failed = e.result, e
     import sys
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
-        return 0
-    print_table(result)
+    else:
+        print_table(result)
+    if failed is not None:
+        raise failed
     return 0
 
 
@@ -135,6 +169,8 @@ def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     _common(p)
     p.add_argument("-o", "--output", required=True, help="predictions: .npz, .npy, .parquet or .csv")
     p.add_argument("--outputs", action="append", default=[], help="model outputs to write (default: all)")
+    p.add_argument("--format", choices=["parquet", "npz", "npy", "csv"],
+                   help="with -o DIR/: each partition's predictions file (default parquet)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_run)
 

@@ -16,6 +16,11 @@ class ColumnPlan:
     weight: str | None = None
     stacked: dict[str, bool] = field(default_factory=dict)  # input takes [batch, k] from k columns
 
+    def used(self) -> list[str]:
+        """Every column or array read: inputs', target, sample weights."""
+        names = [c for cols in self.inputs.values() for c in cols]
+        return list(dict.fromkeys(names + [n for n in (self.target, self.weight) if n is not None]))
+
 
 def parse_columns(specs: list[str]) -> dict[str, list[str]]:
     """`--columns x=c1,c2` (repeatable) -> {"x": ["c1", "c2"]}."""
@@ -56,6 +61,7 @@ def plan_columns(source: Source, inputs: list[TensorSpec], target: str | None = 
                 name = source.names[0]
             _require(source, name, f"model input '{spec.name}'")
             plan.inputs[spec.name] = [name]
+        source.select(plan.used())
         return plan
     free = [c for c in source.names if c not in reserved and not any(c in v for v in columns.values())]
     for spec in inputs:
@@ -86,6 +92,7 @@ def plan_columns(source: Source, inputs: list[TensorSpec], target: str | None = 
             raise data_error(f"model input '{spec.name}' has rank {rank}; columns of a table feed rank 1 or 2 "
                              "inputs only (use .npz for others)")
         plan.inputs[spec.name] = cols
+    source.select(plan.used())  # only what the plan reads sets the rows (an .npz may hold other arrays)
     return plan
 
 

@@ -32,6 +32,9 @@ class Source:
         """The shape of one row of a column or array (() for a table's column)."""
         return ()
 
+    def select(self, names: list[str]) -> None:
+        """Read only these columns or arrays from now on (a table reads them all: no-op)."""
+
 
 class NpySource(Source):
     """One array, read batch by batch with plain file reads: memory stays one batch, whatever the file size.
@@ -93,6 +96,13 @@ class NpyTable(Source):
             yield {name: values[:, j] for j, name in enumerate(self.names)}
 
 
+@dataclass
+class _NpzMember:
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+
+
 def _read_header(f: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
     version = np.lib.format.read_magic(f)
     if version == (1, 0):
@@ -127,6 +137,19 @@ class NpzSource(Source):
 
     def shape_of(self, name: str) -> tuple[int, ...]:
         return tuple(self.members[name].shape[1:])
+
+    def select(self, names: list[str]) -> None:
+        """Read only the arrays used: others (metadata, scalars) neither shorten the rows nor get read."""
+        members = {n: self.members[n] for n in dict.fromkeys(names)}
+        scalars = [m.name for m in members.values() if not m.shape]
+        if scalars:
+            raise data_error(f"{self.path}: array '{scalars[0]}' is a scalar, not rows")
+        lengths = {m.shape[0] for m in members.values()}
+        if len(lengths) > 1:
+            listed = ", ".join(f"'{m.name}' {m.shape[0]}" for m in members.values())
+            raise data_error(f"{self.path}: the arrays used differ in their number of rows ({listed})")
+        self.members = members
+        self.num_rows = lengths.pop() if lengths else 0
 
     def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
         handles = {}
@@ -208,6 +231,47 @@ class ArrowSource(Source):
         for name, column in zip(table.column_names, table.columns):
             out[name] = column.to_numpy(zero_copy_only=False)
         return out
+
+
+def prefetch(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Produce batches in a background thread while the caller runs the model (onnxruntime drops the GIL)."""
+    import queue
+    import threading
+
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in batches:
+                while not stop.is_set():
+                    try:
+                        slots.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put((done, None))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
+            slots.put((done, e))
+
+    worker = threading.Thread(target=produce, name="modelc-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, err = slots.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while not slots.empty():
+            slots.get_nowait()
+        worker.join(timeout=5)
 
 
 READERS = {".npy": NpySource, ".npz": NpzSource, ".csv": ArrowSource, ".parquet": ArrowSource}

@@ -17,7 +17,7 @@ from ..compiler import driver
 from ..compiler.source import Diagnostic, ModelcError
 from ..compiler.types import TensorType
 from .columns import feeds_for, plan_columns
-from .data import NpySource, Source, open_source
+from .data import NpySource, Source, open_source, prefetch
 from .metrics import NP_TYPES, MetricSet, metric_definitions
 from .session import Session, TensorSpec, tensor_specs
 
@@ -145,15 +145,25 @@ def evaluate(model: Any, data: str, target: str, metrics: list[str], *, provider
              batch_size: int = DEFAULT_BATCH, output: str | None = None, columns: dict[str, list[str]] | None = None,
              sample_weight: str | None = None, checkpoint: str | None = None, checkpoint_every: int = 100,
              resume: bool = False, progress: bool | None = None, fuse_metrics: bool = True,
+             engine: str | None = None, client: Any = None, scheduler: str | None = None,
+             workers: int | None = None, partition_rows: int | None = None,
              **compile_options: Any) -> dict[str, Any]:
-    """Evaluate metrics of a model over a data file, batch by batch. Returns the --json object."""
+    """Evaluate metrics of a model over a data file (or a glob, directory or list of files), batch by batch.
+    Returns the --json object. engine="dask" (or a client, scheduler or workers) evaluates on Dask."""
+    from .distributed import evaluate_dask, wants_dask
+    if wants_dask(engine, client, scheduler, workers):
+        return evaluate_dask(model, data, target, metrics, provider=provider, batch_size=batch_size, output=output,
+                             columns=columns, sample_weight=sample_weight, checkpoint=checkpoint, resume=resume,
+                             progress=progress, fuse_metrics=fuse_metrics, client=client, scheduler=scheduler,
+                             workers=workers, partition_rows=partition_rows, **compile_options)
     if batch_size < 1:
         raise user_error(f"--batch-size must be at least 1, got {batch_size}")
     if not metrics:
         raise user_error("give at least one --metric (e.g. --metric mse)")
     loaded = model if isinstance(model, LoadedModel) else load_model(model, **compile_options)
     proto = loaded.proto
-    source = open_source(str(data))
+    from .partitions import open_data
+    source = open_data(data, npy_table=True)  # a glob, directory or list: the files one after another
     if isinstance(source, NpySource):  # a 2-D .npy holds the target as one of its columns
         source = source.as_table()
     inputs = tensor_specs(proto.graph.input)
@@ -184,20 +194,26 @@ def evaluate(model: Any, data: str, target: str, metrics: list[str], *, provider
     bar = Progress(source.num_rows, progress)
     bar.advance(rows, rows)
     started = time.perf_counter()
+    def prepare(batch: dict[str, np.ndarray]) -> tuple[int, dict, dict, int]:
+        """Host-side work on one batch; runs in the prefetch thread, beside the model."""
+        n = len(next(iter(batch.values()))) if batch else 0
+        if n == 0:
+            return 0, {}, {}, 0
+        feeds = feeds_for(batch, plan, inputs)
+        truth = np.asarray(batch[target])
+        if truth.dtype.kind in "OUS":
+            raise user_error(f"target '{target}' has dtype {truth.dtype}; metrics need numbers")
+        truth = truth.astype(out_spec.dtype if out_spec.dtype.kind == "f" else np.float64)
+        extra = {f"{prefix}y_true": truth}
+        if sample_weight is not None:
+            extra[f"{prefix}sample_weight"] = np.asarray(batch[sample_weight], dtype=np.float64)
+        return n, feeds, extra, _nan_rows(feeds)
+
     try:
-        for batch in source.batches(batch_size, start=rows):
-            n = len(next(iter(batch.values()))) if batch else 0
+        for n, feeds, extra, nan_rows in prefetch(map(prepare, source.batches(batch_size, start=rows))):
             if n == 0:
                 continue
-            feeds = feeds_for(batch, plan, inputs)
-            nan_inputs += _nan_rows(feeds)
-            truth = np.asarray(batch[target])
-            if truth.dtype.kind in "OUS":
-                raise user_error(f"target '{target}' has dtype {truth.dtype}; metrics need numbers")
-            truth = truth.astype(out_spec.dtype if out_spec.dtype.kind == "f" else np.float64)
-            extra = {f"{prefix}y_true": truth}
-            if sample_weight is not None:
-                extra[f"{prefix}sample_weight"] = np.asarray(batch[sample_weight], dtype=np.float64)
+            nan_inputs += nan_rows
             if session is not None:
                 result = session.run({**feeds, **extra})
                 metric_set.accumulate({k[len(prefix):]: v for k, v in result.items()})

@@ -114,9 +114,12 @@ class MetricSet:
         outputs = {name: np.asarray(value) for name, value in outputs.items()}
         for name, value in outputs.items():  # check them all first: a batch with bad labels changes nothing
             if self.rules[name].rule == "bincount" and value[-1] != 0:
+                plan = next((p for p in self.plans if any(s.output == name for s in p.states)), None)
+                k = plan.hparams.get("k") if plan is not None and plan.definition.name == "confusion_matrix" else None
+                classes = f"class indices in [0, {k})" if isinstance(k, int) else "class indices from 0 to k - 1 " \
+                    "for confusion_matrix(k), or below the number of class scores"
                 raise metric_error(f"{self.owner(name)}: {value[-1]:g} rows have a label (or a predicted class) "
-                                   "outside the classes the metric takes: class indices from 0 to k - 1 for "
-                                   "confusion_matrix(k), or below the number of class scores")
+                                   f"outside the classes the metric takes: {classes}")
         for name, value in outputs.items():
             rule = self.rules[name].rule
             if name not in self.states:

@@ -59,7 +59,7 @@ def table_columns(raw: RawColumns, lo: int, hi: int) -> dict[str, np.ndarray]:
     cols = {}
     for name in raw.files:
         values = raw.memmap(name)[lo:hi]
-        flat = values.reshape(len(values), -1)
+        flat = values.reshape(len(values), int(np.prod(values.shape[1:], dtype=np.int64)))  # -1 fails on 0 rows
         if values.ndim == 1 or flat.shape[1] == 1:
             cols[name] = np.asarray(flat[:, 0])
         else:
@@ -98,14 +98,28 @@ def write_predictions(raw: RawColumns, path: str, chunk: int = 1 << 16) -> None:
 
 def run(model: Any, data: str, output_path: str, *, provider: str = "cpu", batch_size: int = DEFAULT_BATCH,
         outputs: list[str] | None = None, columns: dict[str, list[str]] | None = None,
-        progress: bool | None = None, **compile_options: Any) -> dict[str, Any]:
-    """Run a model over a data file in batches and write its predictions. Returns a summary."""
+        progress: bool | None = None, engine: str | None = None, client: Any = None, scheduler: str | None = None,
+        workers: int | None = None, partition_rows: int | None = None, output_format: str | None = None,
+        **compile_options: Any) -> dict[str, Any]:
+    """Run a model over a data file in batches and write its predictions. Returns a summary.
+
+    Data may be a glob, a directory or a list of files. `output_path` a directory (`predictions/`): one file per
+    input partition (--format, default parquet), skipping those already written; engine="dask" runs them on Dask."""
+    from .distributed import run_dask, run_partitioned_local, wants_dask
+    from .partitions import is_directory_output
+    options = dict(provider=provider, batch_size=batch_size, outputs=outputs, columns=columns, progress=progress,
+                   partition_rows=partition_rows, output_format=output_format, **compile_options)
+    if wants_dask(engine, client, scheduler, workers):
+        return run_dask(model, data, output_path, client=client, scheduler=scheduler, workers=workers, **options)
+    if is_directory_output(output_path):
+        return run_partitioned_local(model, data, output_path, **options)
     if Path(output_path).suffix not in WRITERS:
         raise user_error(f"predictions go to {', '.join(WRITERS)}, got {output_path}")
     if batch_size < 1:
         raise user_error(f"--batch-size must be at least 1, got {batch_size}")
     loaded = model if isinstance(model, LoadedModel) else load_model(model, **compile_options)
-    source = open_source(str(data))
+    from .partitions import open_data
+    source = open_data(data)  # a glob, directory or list: the files one after another, into one output
     weights = {t.name for t in loaded.proto.graph.initializer}
     inputs = [i for i in tensor_specs(loaded.proto.graph.input) if i.name not in weights]
     plan = plan_columns(source, inputs, None, None, columns)

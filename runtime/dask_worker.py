@@ -1,0 +1,75 @@
+"""What runs on a Dask worker: the model plugin (the model's bytes, once per worker) and the task functions.
+
+Imported only by the Dask engine (it imports Dask); tasks pickle as references to these functions, so a worker
+needs modelc installed, as the client does.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from .distributed import EvalJob, Runner, RunJob, eval_partition, merge_records, run_partition
+from .partitions import Partition
+
+_MODELS: dict[str, "ModelPlugin"] = {}     # plugin name -> the model's bytes, on each worker
+_RUNNERS: dict[str, Runner] = {}           # plugin name -> its sessions, built by the first task that needs them
+_LOCK = threading.Lock()
+
+
+class ModelPlugin(WorkerPlugin):
+    """The model's bytes, registered once per job: Dask hands them to each worker once (and to any worker that
+    joins later, e.g. one restarted after a crash), never with a task."""
+
+    idempotent = False
+
+    def __init__(self, name: str, protos: list[bytes], provider: str, kind: str, threads_by_host: dict[str, int]):
+        self.name = name
+        self.protos, self.provider, self.kind, self.threads_by_host = protos, provider, kind, threads_by_host
+
+    def setup(self, worker: Any) -> None:
+        _MODELS[self.name] = self
+
+    def teardown(self, worker: Any) -> None:
+        with _LOCK:
+            _MODELS.pop(self.name, None)
+            _RUNNERS.pop(self.name, None)
+
+
+def _ort_threads(plugin: ModelPlugin) -> int:
+    """onnxruntime threads per session: this host's cores shared among the Dask threads on it."""
+    from urllib.parse import urlparse
+
+    from distributed import get_worker
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    worker = get_worker()
+    host = urlparse(worker.address).hostname or ""
+    return max(1, cores // max(1, plugin.threads_by_host.get(host, worker.state.nthreads)))
+
+
+def _runner(name: str) -> Runner:
+    with _LOCK:
+        runner = _RUNNERS.get(name)
+        if runner is None:
+            plugin = _MODELS.get(name)
+            if plugin is None:
+                raise RuntimeError(f"model {name} is not on this worker (its plugin was not set up)")
+            runner = _RUNNERS[name] = Runner(plugin.protos, plugin.provider, plugin.kind, _ort_threads(plugin))
+        return runner
+
+
+def eval_task(job: EvalJob, model: str, partition: Partition) -> dict[str, Any]:
+    return eval_partition(job, _runner(model), partition)
+
+
+def run_task(job: RunJob, model: str, partition: Partition, out_path: str) -> dict[str, Any]:
+    return run_partition(job, _runner(model), partition, out_path)
+
+
+def merge_task(rules: dict[str, str], *records: dict[str, Any]) -> dict[str, Any]:
+    return merge_records(rules, *records)
