@@ -18,6 +18,7 @@ class BlockBuilder:
         self._instances: dict[tuple[str, ...], set[str]] = {}
         self._consts: dict[ir.ConstTensor, ir.Value] = {}
         self._weights: dict[str, ir.WeightSlot] = {}
+        self._by_instance: dict[str, list[ir.WeightSlot]] = {}
 
     # --- names -------------------------------------------------------------
     def _unique(self, base: str, taken: set[str]) -> str:
@@ -96,12 +97,14 @@ class BlockBuilder:
             slot = ir.WeightSlot(path, type, init, loc)
             self._weights[path] = slot
             self.block.weights.append(slot)
+            self._by_instance.setdefault(path.split(".", 1)[0], []).append(slot)
         elif slot.type != type:
             raise error(loc, f"shared weight '{path}' is {slot.type}, but this application needs {type}")
         return ir.Value(path, type)
 
-    def weights_under(self, path: str) -> list[ir.WeightSlot]:
-        return [w for w in self.block.weights if w.name.startswith(path + ".")]
+    def weights_under(self, instance: str) -> list[ir.WeightSlot]:
+        """The weights of one top-level instance (kept per instance: a scan would make summaries quadratic)."""
+        return self._by_instance.get(instance, [])
 
     def finish(self, outputs: list[ir.Value]) -> ir.Block:
         """Every output must be a distinct value made by a node of this block."""

@@ -15,7 +15,7 @@ from .source import Diagnostic, Span, did_you_mean
 from .types import DTYPES
 
 MAX_ERRORS = 20
-MAX_REPEAT = 1000  # applications one `repeat` stage may make (nested counts multiply); each is lowered
+MAX_REPEAT = 100_000  # a typo like `repeat 1000000000` gets a diagnostic instead of a hang
 HPARAM_TYPES = ("int", "float", "bool", "str", "layer")
 
 
@@ -64,7 +64,8 @@ class Checker:
             self.bind(p.name, p.loc, scope)
         if d.kind == "metric" and not 2 <= len(d.inputs) <= 3:
             self.report(d.name_loc or d.loc, f"metric '{d.name}' takes (y_true, y_pred) or "
-                                             f"(y_true, y_pred, sample_weight), got {len(d.inputs)} inputs")
+                                             f"(y_true, y_pred, sample_weight), got {len(d.inputs)} "
+                                             f"input{'s' * (len(d.inputs) != 1)}")
         self.check_body(d, scope)
 
     def check_type(self, spec: N.TensorTypeSpec, d: N.Definition) -> None:

@@ -131,12 +131,34 @@ def lower_program(program: Program, model: str | None = None, dtype: str | None 
     return lowered
 
 
+@dataclass
+class Compiled:
+    """A checked model whose weights are still numpy arrays: saved straight from them (serialize.py),
+    or attached to the ModelProto for the Python API."""
+
+    proto: "onnx.ModelProto"          # weights declared as typed graph inputs
+    slots: list[ir.WeightSlot]
+    arrays: dict[str, Any]
+
+    def with_weights(self) -> "onnx.ModelProto":
+        from .emit import attach_weights
+        attach_weights(self.proto, self.slots, self.arrays)
+        self.slots, self.arrays = [], {}
+        return self.proto
+
+    def save(self, path: str | os.PathLike) -> None:
+        from .serialize import write_model
+        total = sum(a.nbytes for a in self.arrays.values())
+        write_model(path, self.proto, self.slots, self.arrays, external=total > EXTERNAL_DATA_BYTES)
+
+
 def compile_program(program: Program, model: str | None = None, weights: str | None = None,
                     seed: int = 0, opset: int | None = None, inline: bool = False,
                     init_missing: bool = False, dtype: str | None = None,
-                    layer_outputs: bool = False) -> "onnx.ModelProto":
+                    layer_outputs: bool = False, attach: bool = True) -> Any:
     """Compile one model. `dtype` recasts float32 inputs, weights and computation (compile --dtype);
-    `layer_outputs` adds every top-level layer's output as a graph output (compare --layers)."""
+    `layer_outputs` adds every top-level layer's output as a graph output (compare --layers).
+    Returns the ModelProto, or with attach=False a Compiled whose save() writes from the arrays."""
     from .emit import DEFAULT_OPSET, MIN_OPSET, emit_model
     from .weights import bind_weights
 
@@ -155,12 +177,15 @@ def compile_program(program: Program, model: str | None = None, weights: str | N
     if dtype:
         meta["modelc.dtype"] = dtype
     extra = [ir.Value(r.value, r.output) for r in lowered.layers if layer_outputs and r.value and r.output]
-    proto = emit_model(lowered, arrays, opset=opset, inline=inline, metadata=meta, extra_outputs=extra)
+    # The checker reads the graph with the weights as typed inputs: the same nodes, types and shapes
+    # without serializing gigabytes of weights twice. Their bytes are then attached in place.
+    proto = emit_model(lowered, None, opset=opset, inline=inline, metadata=meta, extra_outputs=extra)
     try:
-        onnx.checker.check_model(proto, full_check=True) if proto.ByteSize() < 2**31 - 2**20 else None
+        onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise ModelcError(Diagnostic(None, f"internal error: emitted ONNX fails the checker: {e}")) from e
-    return proto
+    compiled = Compiled(proto, lowered.graph.weights, arrays)
+    return compiled if not attach else compiled.with_weights()
 
 
 def save_model(proto: "onnx.ModelProto", path: str | os.PathLike) -> None:
@@ -168,7 +193,7 @@ def save_model(proto: "onnx.ModelProto", path: str | os.PathLike) -> None:
     import onnx
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    large = sum(t.ByteSize() for t in proto.graph.initializer) > EXTERNAL_DATA_BYTES
+    large = sum(_tensor_bytes(t) for t in proto.graph.initializer) > EXTERNAL_DATA_BYTES
     try:
         if large:
             data_name = path.name + ".data"
@@ -192,6 +217,14 @@ def save_model(proto: "onnx.ModelProto", path: str | os.PathLike) -> None:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _tensor_bytes(t: "onnx.TensorProto") -> int:
+    """Size from dims and dtype: ByteSize() would serialize the tensor to count it."""
+    import math
+
+    import onnx
+    return math.prod(t.dims) * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
 
 
 def params_of(program: Program, model: str | None = None) -> list[dict[str, Any]]:

@@ -118,15 +118,21 @@ class Emitter:
         return self.functions[id(block)]
 
 
-def emit_model(model: ir.Model, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPSET,
+def emit_model(model: ir.Model, weights: dict[str, np.ndarray] | None, opset: int = DEFAULT_OPSET,
                inline: bool = False, metadata: dict[str, str] | None = None,
                extra_outputs: list[ir.Value] | None = None) -> onnx.ModelProto:
+    """The ModelProto. With weights=None the weights are declared as typed graph inputs instead of
+    initializers: the same graph for the checker, without copying gigabytes (see attach_weights)."""
     em = Emitter(opset, inline)
     graph_block = model.graph
     nodes = list(em.nodes(graph_block, {}, ""))
-    initializers = [numpy_helper.from_array(weights[w.name], w.name) for w in graph_block.weights]
+    inputs = [value_info(v.name, v.type) for v in graph_block.inputs]
+    if weights is None:
+        inputs += [value_info(w.name, w.type) for w in graph_block.weights]
+    initializers = [] if weights is None else \
+        [numpy_helper.from_array(weights[w.name], w.name) for w in graph_block.weights]
     graph = helper.make_graph(
-        nodes, model.name, [value_info(v.name, v.type) for v in graph_block.inputs],
+        nodes, model.name, inputs,
         [value_info(v.name, v.type) for v in graph_block.outputs + [e for e in extra_outputs or []
                                                                    if e not in graph_block.outputs]],
         initializer=initializers)
@@ -136,3 +142,18 @@ def emit_model(model: ir.Model, weights: dict[str, np.ndarray], opset: int = DEF
     for key, value in (metadata or {}).items():
         proto.metadata_props.append(onnx.StringStringEntryProto(key=key, value=value))
     return proto
+
+
+def attach_weights(proto: onnx.ModelProto, slots: list[ir.WeightSlot], weights: dict[str, np.ndarray]) -> None:
+    """Turn the weight inputs of a weights=None model into initializers, in place, one copy per tensor."""
+    names = {w.name for w in slots}
+    kept = [i for i in proto.graph.input if i.name not in names]
+    del proto.graph.input[:]
+    proto.graph.input.extend(kept)
+    for w in slots:
+        array = np.ascontiguousarray(weights[w.name])
+        tensor = proto.graph.initializer.add()
+        tensor.name = w.name
+        tensor.data_type = ONNX_DTYPES[w.type.dtype]
+        tensor.dims.extend(array.shape)
+        tensor.raw_data = array.tobytes()  # little-endian hosts, as numpy_helper.from_array assumes too

@@ -64,6 +64,7 @@ class Lowerer:
         self.building: list[str] = []
         self.main: BlockBuilder | None = None
         self.rows: list[ir.LayerRow] = []
+        self.row_paths: set[str] = set()
 
     # --- models ------------------------------------------------------------
     def lower_model(self, d: N.Definition) -> ir.Model:
@@ -461,7 +462,8 @@ class Lowerer:
         else:
             name = instance or b.instance_name(layer.name, lv.explicit_name, loc)
             out = self.apply_user_layer(layer, hp, inputs, name, b, loc)
-        if b is self.main and not b.prefix and all(r.path != name for r in self.rows):
+        if b is self.main and not b.prefix and name not in self.row_paths:
+            self.row_paths.add(name)
             count = sum(_size(w.type) for w in b.weights_under(name))
             self.rows.append(ir.LayerRow(name, layer.name, out.type if is_tensor(out) else None, count,
                                          out.name if is_tensor(out) else ""))

@@ -28,3 +28,19 @@ def metric(spec: str, provider: str = "cpu") -> Any:
     """A streaming metric by spec, e.g. metric("precision(threshold=0.7)")."""
     from .runtime.metrics import Metric
     return Metric(spec, provider=provider)
+
+
+def evaluate(model: Any, data: Any, target: str, metrics: list[str], **options: Any) -> dict[str, Any]:
+    """`modelc eval` as a function: metrics of a model over a file, glob, directory or list of files.
+
+    engine="dask" with client=Client(...) (or scheduler="tcp://host:8786", or workers=N for a local cluster)
+    evaluates one partition per task on Dask; see docs/dask.md.
+    """
+    from .runtime.evaluate import evaluate as _evaluate
+    return _evaluate(model, data, target, metrics, **options)
+
+
+def run(model: Any, data: Any, output: str, **options: Any) -> dict[str, Any]:
+    """`modelc run` as a function: predictions to a file, or to a directory (one file per partition)."""
+    from .runtime.predict import run as _run
+    return _run(model, data, output, **options)

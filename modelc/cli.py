@@ -42,14 +42,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
         from .compiler.dump import dump_ir
         print(dump_ir(driver.lower_program(program, args.model)))
         return EXIT_OK
-    proto = driver.compile_program(program, args.model, args.weights, args.seed, args.opset, args.inline,
-                                   args.init_missing, args.dtype)
-    if args.dump == "onnx":
+    compiled = driver.compile_program(program, args.model, args.weights, args.seed, args.opset, args.inline,
+                                      args.init_missing, args.dtype, attach=False)
+    proto = compiled.proto
+    if args.dump == "onnx":  # the graph, with the weights shown as the typed inputs they replace
         import onnx
         print(onnx.printer.to_text(proto))
     out = args.output or str(Path(args.file).with_suffix(".onnx"))
-    driver.save_model(proto, out)
-    print(f"wrote {out} ({len(proto.graph.initializer)} weights, {len(proto.functions)} layer functions, "
+    compiled.save(out)
+    print(f"wrote {out} ({len(compiled.slots)} weights, {len(proto.functions)} layer functions, "
           f"opset {proto.opset_import[0].version})")
     return EXIT_OK
 

@@ -162,3 +162,31 @@ def test_large_models_go_to_external_data(tmp_path, monkeypatch):
     x = np.random.default_rng(0).normal(size=(3, 64)).astype(np.float32)
     want = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
     np.testing.assert_array_equal(predict(out, x), want[0])
+
+
+@pytest.mark.parametrize("external", [False, True])
+def test_streamed_file_equals_the_api_model(tmp_path, monkeypatch, external):
+    """`modelc compile` writes protobuf fields around the numpy buffers itself (compiler/serialize.py);
+    onnx must read back exactly the model the API builds, inline or as external data."""
+    from modelc.compiler import driver
+    source = "model m(x: float32[batch, 32]) { return x -> dense(64, activation=relu) -> dense(3) }"
+    want = modelc.compile_source(source, seed=4)
+    if external:
+        monkeypatch.setattr(driver, "EXTERNAL_DATA_BYTES", 1024)
+    compiled = driver.compile_program(driver.load_source(source), seed=4, attach=False)
+    out = tmp_path / "m.onnx"
+    compiled.save(out)
+    assert (tmp_path / "m.onnx.data").exists() == external
+    got = onnx.load(str(out))
+    onnx.checker.check_model(str(out), full_check=True)
+    assert [i.name for i in got.graph.input] == ["x"]
+    assert [t.name for t in got.graph.initializer] == [t.name for t in want.graph.initializer]
+    for a, b in zip(got.graph.initializer, want.graph.initializer):
+        np.testing.assert_array_equal(onnx.numpy_helper.to_array(a), onnx.numpy_helper.to_array(b))
+    x = np.random.default_rng(0).normal(size=(4, 32)).astype(np.float32)
+    np.testing.assert_array_equal(predict(out, x), ort.InferenceSession(
+        want.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0])
+    if not external:
+        want_file = tmp_path / "api.onnx"
+        modelc.save(want, want_file)
+        assert out.read_bytes() == want_file.read_bytes()  # byte for byte what onnx itself writes

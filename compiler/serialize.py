@@ -1,0 +1,117 @@
+"""Write a model straight from its numpy weight buffers.
+
+The protobuf fields around the weights are laid out by hand, so a 1 GB model costs one pass over
+its bytes (as np.save does) instead of copies into a ModelProto and a SerializeToString of it.
+Over 2 GB (the protobuf limit) the weights go to FILE.data as ONNX external data instead.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import onnx
+
+from .emit import ONNX_DTYPES
+from .ir import WeightSlot
+
+GRAPH = onnx.ModelProto.DESCRIPTOR.fields_by_name["graph"].number               # 7
+INITIALIZER = onnx.GraphProto.DESCRIPTOR.fields_by_name["initializer"].number    # 5
+RAW_DATA = onnx.TensorProto.DESCRIPTOR.fields_by_name["raw_data"].number         # 9
+ALIGN = 64  # external data offsets, so a reader may memory-map tensors aligned
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def length_delimited(field: int, length: int) -> bytes:
+    """The tag and length of a length-delimited field (wire type 2)."""
+    return varint(field << 3 | 2) + varint(length)
+
+
+def split_around(message: "onnx.ModelProto | onnx.GraphProto", number: int) -> tuple[bytes, bytes]:
+    """The message's fields numbered below and above `number`, serialized: protobuf writes fields in
+    number order, so low + (field `number`) + high is byte for byte what SerializeToString would give."""
+    low, high = type(message)(), type(message)()
+    low.CopyFrom(message)
+    high.CopyFrom(message)
+    for field in message.DESCRIPTOR.fields:
+        (high if field.number < number else low).ClearField(field.name)
+        if field.number == number:
+            high.ClearField(field.name)
+    return low.SerializeToString(), high.SerializeToString()
+
+
+def _tensor_head(slot: WeightSlot, array: np.ndarray, external: tuple[str, int] | None) -> bytes:
+    tensor = onnx.TensorProto(name=slot.name, data_type=ONNX_DTYPES[slot.type.dtype], dims=array.shape)
+    if external is not None:
+        location, offset = external
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        for key, value in (("location", location), ("offset", str(offset)), ("length", str(array.nbytes))):
+            tensor.external_data.add(key=key, value=value)
+    return tensor.SerializeToString()
+
+
+def write_model(path: str | os.PathLike, proto: onnx.ModelProto, slots: list[WeightSlot],
+                arrays: dict[str, np.ndarray], external: bool) -> None:
+    """Write `proto` (whose weights are still typed graph inputs) with the arrays as initializers, atomically."""
+    path = Path(path)
+    names = {s.name for s in slots}
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)  # weightless: cheap
+    graph = model.graph
+    kept = [i for i in graph.input if i.name not in names]
+    del graph.input[:]
+    graph.input.extend(kept)
+    buffers = [np.ascontiguousarray(arrays[s.name]) for s in slots]
+    data_name = path.name + ".data"
+    offsets, end = [], 0
+    for b in buffers:
+        offsets.append(end)
+        end = -(-(end + b.nbytes) // ALIGN) * ALIGN
+    heads = [_tensor_head(s, b, (data_name, o) if external else None) for s, b, o in zip(slots, buffers, offsets)]
+    sizes = [len(h) + (0 if external else len(length_delimited(RAW_DATA, b.nbytes)) + b.nbytes)
+             for h, b in zip(heads, buffers)]
+    graph_low, graph_high = split_around(graph, INITIALIZER)
+    model_low, model_high = split_around(model, GRAPH)
+    graph_size = len(graph_low) + len(graph_high) + sum(len(length_delimited(INITIALIZER, n)) + n for n in sizes)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp_data = path.with_name(f".{data_name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(model_low)
+            f.write(length_delimited(GRAPH, graph_size))
+            f.write(graph_low)
+            for head, size, b in zip(heads, sizes, buffers):
+                f.write(length_delimited(INITIALIZER, size))
+                f.write(head)
+                if not external:
+                    f.write(length_delimited(RAW_DATA, b.nbytes))
+                    _write_buffer(f, b)
+            f.write(graph_high)
+            f.write(model_high)
+        if external:
+            with open(tmp_data, "wb") as f:
+                for b, offset in zip(buffers, offsets):
+                    f.seek(offset)
+                    _write_buffer(f, b)
+                f.truncate(end)
+            os.replace(tmp_data, path.with_name(data_name))
+        os.replace(tmp, path)
+    finally:
+        for t in (tmp, tmp_data):
+            if t.exists():
+                t.unlink()
+
+
+def _write_buffer(f: BinaryIO, array: np.ndarray) -> None:
+    if array.dtype.byteorder == ">":  # ONNX raw data is little-endian
+        array = array.astype(array.dtype.newbyteorder("<"))
+    f.write(memoryview(array.reshape(-1).view(np.uint8)))
