@@ -12,20 +12,20 @@ RUNTIME ?= cpu
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[$(RUNTIME),test]"
+	$(BIN)/python -m pip install --quiet -e ".[$(RUNTIME),test,dask]"
 	touch $(STAMP)
 
 # Switch this .venv to onnxruntime-gpu (never both packages at once: they share the module name).
 gpu:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip uninstall --quiet -y onnxruntime onnxruntime-gpu || true
-	$(BIN)/python -m pip install --quiet -e ".[gpu,test]"
+	$(BIN)/python -m pip install --quiet -e ".[gpu,test,dask]"
 	touch $(STAMP)
 
 cpu:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip uninstall --quiet -y onnxruntime onnxruntime-gpu || true
-	$(BIN)/python -m pip install --quiet -e ".[cpu,test]"
+	$(BIN)/python -m pip install --quiet -e ".[cpu,test,dask]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -19,14 +19,20 @@ class BlockBuilder:
         self._consts: dict[ir.ConstTensor, ir.Value] = {}
         self._weights: dict[str, ir.WeightSlot] = {}
         self._by_instance: dict[str, list[ir.WeightSlot]] = {}
+        self._next: dict[tuple[int, str], int] = {}
 
     # --- names -------------------------------------------------------------
     def _unique(self, base: str, taken: set[str]) -> str:
-        name, n = base, 0
+        """base, base_1, base_2, ...: the next free one, resuming the count (repeat N stays linear)."""
+        key = (id(taken), base)
+        name, n = base, self._next.get(key, 0)
+        if n:
+            name = f"{base}_{n}"
         while name in taken:
             n += 1
             name = f"{base}_{n}"
         taken.add(name)
+        self._next[key] = n + 1
         return name
 
     def fresh(self, hint: str) -> str:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,13 @@ class Program:
         return source_hash("\0".join(f"{k}\0{v}" for k, v in sorted(self.files.texts.items())))
 
 
+# Lowering recurses once per nested layer (about 8 frames each); CPython 3.11 runs Python-to-Python
+# calls without growing the C stack, so a deeper limit is safe and lets long chains of layers compile.
+RECURSION_LIMIT = 20_000
+
+
 def load_source(text: str, file: str = "<string>") -> Program:
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     program = Program(file)
     _load(program, file, text, [])
     return program
@@ -69,9 +76,12 @@ def _load(program: Program, file: str, text: str, stack: list[str]) -> None:
             continue
         try:
             imported = Path(target).read_text(encoding="utf-8")
-        except OSError:
-            raise ModelcError(program.files.attach([Diagnostic(imp.loc, f"cannot import '{imp.path}': "
-                                                               f"no such file {target}")])) from None
+        except (OSError, UnicodeDecodeError) as e:
+            why = (f"{target} is a folder, not a .model file" if Path(target).is_dir()
+                   else f"{target} is not UTF-8 text" if isinstance(e, UnicodeDecodeError)
+                   else f"no such file {target}")
+            raise ModelcError(program.files.attach([Diagnostic(imp.loc, f"cannot import '{imp.path}': {why}")])) \
+                from None
         _load(program, target, imported, [*stack, os.path.normpath(file)])
     for d in tree.definitions:
         if d.name in program.definitions:

@@ -14,7 +14,7 @@ from . import ir
 from . import nodes as N
 from .builder import BlockBuilder
 from .layers import BUILTIN_LAYERS, INITIALIZER_ALIASES, INITIALIZER_ARGS, INITIALIZER_PARAMS, REQUIRED, BuiltinLayer
-from .ops import FUNCTIONS, INT64_MAX, DtypeName, binary, call_function, describe, is_tensor, unary
+from .ops import FUNCTIONS, INT64_MAX, DtypeName, article, binary, call_function, describe, is_tensor, unary
 from .source import CheckError, Diagnostic, Span, did_you_mean, error
 from .types import DTYPES, FLOAT_DTYPES, Dim, TensorType, show_dim
 
@@ -310,7 +310,9 @@ class Lowerer:
         if lv is POISON:
             raise CheckError([])
         if not isinstance(lv, LayerVal):
-            raise error(st.loc, f"'{st.name}' is {describe(lv)}; a stage must be a layer or a function")
+            what = describe(lv)
+            raise error(st.loc, f"'{st.name}' is {'a ' + what if is_tensor(lv) else what}; "
+                                "a stage must be a layer or a function")
         if st.args is None and not st.kwargs:
             return lv
         return self.call_layer(lv, args, kwargs, b, st.loc)
@@ -361,7 +363,7 @@ class Lowerer:
                 if isinstance(dim, int) and not -dim <= i < dim:
                     raise error(item.loc, f"index {i} is out of range for axis {axis} of size {dim}")
                 starts.append(i)
-                ends.append(INT64_MAX if i == -1 else i + 1)
+                ends.append(INT64_MAX if i in (-1, INT64_MAX) else i + 1)
                 step = 1
                 squeeze.append(axis)
             sliced.append(axis)
@@ -429,7 +431,7 @@ class Lowerer:
             "list": isinstance(value, list),
         }.get(kind, not is_tensor(value))
         if not ok:
-            raise error(loc, f"{what} expects {'a' if kind != 'int' else 'an'} {kind}, got {describe(value)}")
+            raise error(loc, f"{what} expects {article(kind)} {kind}, got {describe(value)}")
         return float(value) if kind == "float" else value
 
     def complete(self, lv: LayerVal, loc: Span) -> dict[str, Any]:

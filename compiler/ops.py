@@ -27,6 +27,8 @@ def describe(v: Any) -> str:
         return f"tensor {v.type}"
     if isinstance(v, tuple):
         return f"{len(v)} tensors (a multi-output layer's; pick one with [i])"
+    if isinstance(v, DtypeName):
+        return f"the dtype {v}"
     kind = type(v).__name__
     if kind == "InitSpec":
         return f"the initializer {v.name}"
@@ -35,13 +37,17 @@ def describe(v: Any) -> str:
     return {bool: "bool", int: "int", float: "float", str: "str"}.get(type(v), type(v).__name__)
 
 
+def article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def as_tensor(b: BlockBuilder, v: Any, dtype: str, loc: Span | None) -> Value:
     """A literal or hyperparameter takes the dtype of the tensor it meets."""
     if is_tensor(v):
         return v
     if isinstance(v, bool):
         if dtype != "bool":
-            raise error(loc, f"a bool cannot meet a {dtype} tensor")
+            raise error(loc, f"a bool cannot meet {article(dtype)} {dtype} tensor")
         return b.const(v, dtype)
     if isinstance(v, int):
         if dtype == "bool":
@@ -49,7 +55,7 @@ def as_tensor(b: BlockBuilder, v: Any, dtype: str, loc: Span | None) -> Value:
         return b.const(float(v) if dtype in FLOAT_DTYPES else v, dtype)
     if isinstance(v, float):
         if dtype not in FLOAT_DTYPES:
-            raise error(loc, f"the float {v} cannot meet a {dtype} tensor; use cast()")
+            raise error(loc, f"the float {v} cannot meet {article(dtype)} {dtype} tensor; use cast()")
         return b.const(v, dtype)
     raise error(loc, f"expected a tensor or a number, got {describe(v)}")
 
@@ -80,15 +86,32 @@ LOGIC = {"and": "And", "or": "Or"}
 
 
 def fold(op: str, a: Any, c: Any) -> Any:
-    """Operators on two scalars fold at compile time, as Python computes them."""
+    """Operators on two scalars fold at compile time, as Python computes them, within int64 and float64.
+
+    Raises ValueError with the message for the user (ZeroDivisionError for a division by zero).
+    """
+    import math
     import operator as o
     table = {"+": o.add, "-": o.sub, "*": o.mul, "/": o.truediv, "**": o.pow, "<": o.lt, "<=": o.le,
              ">": o.gt, ">=": o.ge, "==": o.eq, "!=": o.ne, "and": lambda x, y: x and y,
              "or": lambda x, y: x or y}
-    return table[op](a, c)
+    if op == "**" and isinstance(a, int) and isinstance(c, int) and abs(a) > 1 and c > 0 \
+            and c * math.log2(abs(a)) > 64:  # decide before computing: 9 ** 9 ** 9 would never finish
+        raise ValueError(f"'**' of {a} and {c} is too large for int64")
+    try:
+        result = table[op](a, c)
+    except OverflowError:
+        raise ValueError(f"'{op}' of {a} and {c} is too large for float64") from None
+    if isinstance(result, complex):
+        raise ValueError(f"'{op}' of {a} and {c} has no real value")
+    if isinstance(result, int) and not isinstance(result, bool) and not -2**63 <= result < 2**63:
+        raise ValueError(f"'{op}' of {a} and {c} is too large for int64")
+    return result
 
 
 def binary(b: BlockBuilder, op: str, a: Any, c: Any, loc: Span | None) -> Any:
+    if any(not is_tensor(v) and not isinstance(v, Scalar) for v in (a, c)):
+        raise error(loc, f"'{op}' cannot combine {describe(a)} and {describe(c)}")
     if not is_tensor(a) and not is_tensor(c):
         if not isinstance(a, Scalar) or not isinstance(c, Scalar) or op == "@":
             raise error(loc, f"'{op}' cannot combine {describe(a)} and {describe(c)}")
@@ -96,6 +119,8 @@ def binary(b: BlockBuilder, op: str, a: Any, c: Any, loc: Span | None) -> Any:
             return fold(op, a, c)
         except ZeroDivisionError:
             raise error(loc, "division by zero") from None
+        except ValueError as e:
+            raise error(loc, str(e)) from None
     x, y = unify(b, [a, c], loc, f"'{op}'")
     dtype = x.type.dtype
     if op == "@":
@@ -418,7 +443,8 @@ def call_function(b: BlockBuilder, name: str, args: list[Any], kwargs: dict[str,
     if "*" in fn.params:
         return fn.lower(b, loc, *args, **kwargs)
     if len(args) > len(fn.params):
-        raise error(loc, f"{name}() takes at most {len(fn.params)} arguments, got {len(args)}")
+        n = len(fn.params)
+        raise error(loc, f"{name}() takes at most {n} argument{'s' * (n != 1)}, got {len(args)}")
     bound = dict(zip(fn.params, args))
     for k, v in kwargs.items():
         if k in bound:

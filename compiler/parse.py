@@ -131,9 +131,7 @@ class ToAst(Transformer_NonRecursive):
         tok = items[0]
         if tok.type == "NUMBER":
             raise _fail(self._loc(meta), f"a dimension is an integer, a name or '...', got {tok}")
-        if tok.type == "INT":
-            _check_int(tok, self._loc(meta))
-        value = int(tok) if tok.type == "INT" else str(tok)
+        value = _check_int(tok, self._loc(meta)) if tok.type == "INT" else str(tok)
         return N.Dim(self._loc(meta), value)
 
     # statements

@@ -18,13 +18,18 @@ def _err(text: str) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from .compiler import driver
-    program = driver.load_file(args.file)
-    diagnostics = driver.check_program(program)
+    try:
+        program = driver.load_file(args.file)
+        diagnostics = driver.check_program(program)
+    except ModelcError as e:  # a file that does not load (syntax, imports, duplicates)
+        program, diagnostics = None, e.diagnostics
     for d in diagnostics:
         _err(d.render())
     if diagnostics:
-        _err(f"{len(diagnostics)} error{'s' * (len(diagnostics) != 1)}")
+        if any(d.span is not None for d in diagnostics):  # not for an unreadable file: one line says it all
+            _err(f"{len(diagnostics)} error{'s' * (len(diagnostics) != 1)}")
         return EXIT_USER
+    assert program is not None
     kinds = [d.kind for d in program.order]
     print(f"{args.file}: ok ({kinds.count('model')} models, {kinds.count('layer')} layers, "
           f"{kinds.count('metric')} metrics)")

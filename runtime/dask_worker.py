@@ -11,12 +11,14 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from ..compiler.source import ModelcError
 from .distributed import EvalJob, Runner, RunJob, eval_partition, merge_records, run_partition
 from .partitions import Partition
 
 _MODELS: dict[str, "ModelPlugin"] = {}     # plugin name -> the model's bytes, on each worker
 _RUNNERS: dict[str, Runner] = {}           # plugin name -> its sessions, built by the first task that needs them
 _LOCK = threading.Lock()
+BUILT: dict[str, int] = {}                 # plugin name -> sessions built in this process (tests: once per worker)
 
 
 class ModelPlugin(WorkerPlugin):
@@ -60,15 +62,25 @@ def _runner(name: str) -> Runner:
             if plugin is None:
                 raise RuntimeError(f"model {name} is not on this worker (its plugin was not set up)")
             runner = _RUNNERS[name] = Runner(plugin.protos, plugin.provider, plugin.kind, _ort_threads(plugin))
+            BUILT[name] = BUILT.get(name, 0) + 1
         return runner
 
 
+def _runner_or_raise(name: str) -> Runner:
+    """A session that cannot be built (e.g. --provider cuda on a worker without a GPU) fails the job, with a
+    plain exception: a ModelcError does not survive pickling back to the client."""
+    try:
+        return _runner(name)
+    except ModelcError as e:
+        raise RuntimeError(str(e)) from None
+
+
 def eval_task(job: EvalJob, model: str, partition: Partition) -> dict[str, Any]:
-    return eval_partition(job, _runner(model), partition)
+    return eval_partition(job, _runner_or_raise(model), partition)
 
 
 def run_task(job: RunJob, model: str, partition: Partition, out_path: str) -> dict[str, Any]:
-    return run_partition(job, _runner(model), partition, out_path)
+    return run_partition(job, _runner_or_raise(model), partition, out_path)
 
 
 def merge_task(rules: dict[str, str], *records: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import tempfile
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,6 +25,7 @@ import numpy as np
 
 from ..compiler.source import Diagnostic, ModelcError
 from .columns import ColumnPlan, feeds_for, plan_columns
+from .data import prefetch
 from .evaluate import (DEFAULT_BATCH, LoadedModel, _nan_rows, _type_of, fuse, load_model, pick_output,
                        target_type, user_error)
 from .partitions import (Partition, expand_data, is_directory_output, open_partition, output_paths,
@@ -164,10 +165,12 @@ def eval_partition(job: EvalJob, runner: Runner, partition: Partition) -> dict[s
         used = job.plan.used()
         require_columns(source, used)
         source.select(used)
-        for batch in source.batches(job.batch_size):
+
+        def prepare(batch: dict[str, np.ndarray]) -> tuple[int, dict, dict, int]:
+            """Host-side work on one batch, in the prefetch thread beside the model (as evaluate() does)."""
             n = len(next(iter(batch.values()))) if batch else 0
             if n == 0:
-                continue
+                return 0, {}, {}, 0
             feeds = feeds_for(batch, job.plan, job.inputs)
             truth = np.asarray(batch[job.target])
             if truth.dtype.kind in "OUS":
@@ -176,10 +179,15 @@ def eval_partition(job: EvalJob, runner: Runner, partition: Partition) -> dict[s
             extra = {"y_true": truth}
             if job.sample_weight is not None:
                 extra["sample_weight"] = np.asarray(batch[job.sample_weight], dtype=np.float64)
+            return n, feeds, extra, _nan_rows(feeds)
+
+        for n, feeds, extra, nan_rows in prefetch(map(prepare, source.batches(job.batch_size))):
+            if n == 0:
+                continue
             merge_states(record["states"], runner.states(job, feeds, extra), job.rules)
             record["rows"] += n
             record["batches"] += 1
-            record["nan_inputs"] += _nan_rows(feeds)
+            record["nan_inputs"] += nan_rows
     except Exception as e:  # noqa: BLE001 - reported by file name; the other partitions go on
         return _failed(partition, e, started)
     record.update(partitions=1, task_seconds=time.perf_counter() - started)
