@@ -23,6 +23,7 @@ class Checker:
     def __init__(self, definitions: dict[str, N.Definition]):
         self.definitions = definitions
         self.diagnostics: list[Diagnostic] = []
+        self._known: tuple[frozenset[str], frozenset[str]] | None = None
 
     def report(self, loc: Span | None, message: str) -> None:
         self.diagnostics.append(Diagnostic(loc, message))
@@ -127,8 +128,11 @@ class Checker:
 
     # --- expressions -------------------------------------------------------
     def known(self, d: N.Definition) -> set[str]:
-        names = {*self.definitions, *BUILTIN_LAYERS, *FUNCTIONS, *INITIALIZER_ARGS, *DTYPES}
-        return names | set(METRIC_FUNCTIONS) if d.kind == "metric" else names
+        """Global names: built once per kind (a set per lookup made checking quadratic in definitions)."""
+        if self._known is None:
+            names = {*self.definitions, *BUILTIN_LAYERS, *FUNCTIONS, *INITIALIZER_ARGS, *DTYPES}
+            self._known = (frozenset(names), frozenset(names | set(METRIC_FUNCTIONS)))
+        return self._known[d.kind == "metric"]
 
     def check_name(self, name: str, loc: Span, scope: dict[str, Span], d: N.Definition) -> None:
         if name not in scope and name not in self.known(d):
