@@ -94,13 +94,17 @@ def _load(program: Program, file: str, text: str, stack: list[str]) -> None:
         raise ModelcError(program.files.attach(duplicates))
 
 
-def check_program(program: Program) -> list[Diagnostic]:
-    """Every diagnostic for the program: names first, then shapes of each model."""
+def check_program(program: Program, models: list[N.Definition] | None = None,
+                  lowered: dict[str, ir.Model] | None = None) -> list[Diagnostic]:
+    """Every diagnostic for the program: names first, then the shapes of each model (of `models`,
+    by default all). A model that lowers cleanly is kept in `lowered`, so compiling needs no second pass."""
     diagnostics = check_definitions(program.definitions, program.order)
     if not diagnostics:
-        for model in program.models:
+        for model in program.models if models is None else models:
             try:
-                Lowerer(program.definitions).lower_model(model)
+                result = Lowerer(program.definitions).lower_model(model)
+                if lowered is not None:
+                    lowered[model.name] = result
             except CheckError as e:
                 diagnostics.extend(e.diagnostics)
             if len(diagnostics) >= MAX_ERRORS:
@@ -127,14 +131,18 @@ def select_model(program: Program, name: str | None) -> N.Definition:
 
 
 def lower_program(program: Program, model: str | None = None, dtype: str | None = None) -> ir.Model:
-    diagnostics = check_program(program)
-    if diagnostics:
-        raise CheckError(diagnostics)
-    d = select_model(program, model)
+    """The checked, lowered model: names checked in the whole program, shapes in the model compiled."""
+    d = select_model(program, model) if program.models or model else None
     if dtype not in (None, "float32", "float16", "bfloat16", "float64"):
         raise ModelcError(Diagnostic(None, f"--dtype must be float16, bfloat16, float32 or float64, got {dtype}"))
+    kept: dict[str, ir.Model] = {}
+    diagnostics = check_program(program, [d] if d is not None and dtype is None else [], kept)
+    if diagnostics:
+        raise CheckError(diagnostics)
+    if d is None:
+        d = select_model(program, model)  # reports "defines no model"
     try:
-        lowered = Lowerer(program.definitions, dtype).lower_model(d)
+        lowered = kept[d.name] if d.name in kept else Lowerer(program.definitions, dtype).lower_model(d)
     except CheckError as e:
         raise CheckError(program.files.attach(e.diagnostics)) from None
     lowered.source_hash = program.hash()

@@ -73,22 +73,18 @@ def weight_rng(seed: int, name: str) -> np.random.Generator:
 def initialize(spec: InitSpec, shape: tuple[int, ...], dtype: np.dtype, seed: int, name: str) -> np.ndarray:
     defaults = INITIALIZER_ARGS[spec.name]
     args = tuple(spec.args) + defaults[len(spec.args):]  # random_normal(1.5) keeps stddev 0.05, as Keras
-    if spec.name == "zeros":
-        values = np.zeros(shape)
-    elif spec.name == "ones":
-        values = np.ones(shape)
-    elif spec.name == "constant":
-        values = np.full(shape, args[0])
+    if spec.name in ("zeros", "ones", "constant"):  # no draw: filled in the target dtype directly
+        fill = {"zeros": 0.0, "ones": 1.0}.get(spec.name, args[0] if args else 0.0)
+        return np.full(shape, fill, dtype=dtype)
+    rng = weight_rng(seed, name)
+    if spec.name in SCALING:
+        values = SCALING[spec.name](rng, shape)
+    elif spec.name == "random_normal":
+        values = rng.normal(args[0], args[1], shape)
+    elif spec.name == "random_uniform":
+        values = rng.uniform(args[0], args[1], shape)
+    elif spec.name == "truncated_normal":
+        values = _truncated_normal(rng, args[0], args[1], shape)
     else:
-        rng = weight_rng(seed, name)
-        if spec.name in SCALING:
-            values = SCALING[spec.name](rng, shape)
-        elif spec.name == "random_normal":
-            values = rng.normal(args[0], args[1], shape)
-        elif spec.name == "random_uniform":
-            values = rng.uniform(args[0], args[1], shape)
-        elif spec.name == "truncated_normal":
-            values = _truncated_normal(rng, args[0], args[1], shape)
-        else:
-            raise KeyError(spec.name)
+        raise KeyError(spec.name)
     return np.ascontiguousarray(values, dtype=dtype)
