@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench clean gpu cpu
+.PHONY: demo test check bench bench-env clean gpu cpu
 
 # RUNTIME=cpu (default) installs onnxruntime; RUNTIME=gpu installs onnxruntime-gpu instead.
 RUNTIME ?= cpu
@@ -42,6 +42,13 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# The frameworks compared against live in their own venv, never in the package's dependencies.
+BENCH_VENV := .bench-venv
+bench-env: $(STAMP)
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet torch==2.13.0 torchmetrics keras jax onnx numpy
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[cpu]"
 
 clean:
 	rm -rf out .pytest_cache
