@@ -19,9 +19,9 @@ import onnx
 from ..compiler import driver
 from .columns import feeds_for, plan_columns
 from .data import NpySource, open_source
-from .evaluate import DEFAULT_BATCH, atomic_path, user_error
+from .evaluate import DEFAULT_BATCH, atomic_path, model_inputs, user_error
 from .metrics import Metric, metric_definitions
-from .session import Session, tensor_specs
+from .session import Session
 
 VARIANTS = {  # name -> compile options
     "fp32": {}, "fp16": {"dtype": "float16"}, "bf16": {"dtype": "bfloat16"}, "fp64": {"dtype": "float64"},
@@ -140,8 +140,7 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
         raise user_error("compare needs two sides: several --providers, several --variants, or --against DIR")
     sides = [Side(label, Session(proto, provider)) for label, proto, provider in specs]
     first_proto = specs[0][1]
-    weights = {t.name for t in first_proto.graph.initializer}
-    inputs = [i for i in tensor_specs(first_proto.graph.input) if i.name not in weights]
+    inputs = model_inputs(first_proto)
     source = open_source(str(data))
     if target is not None and isinstance(source, NpySource):
         source = source.as_table()

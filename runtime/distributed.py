@@ -26,8 +26,7 @@ import numpy as np
 from ..compiler.source import Diagnostic, ModelcError
 from .columns import ColumnPlan, feeds_for, plan_columns
 from .data import prefetch
-from .evaluate import (DEFAULT_BATCH, LoadedModel, _nan_rows, _type_of, fuse, load_model, pick_output,
-                       target_type, user_error)
+from .evaluate import DEFAULT_BATCH, LoadedModel, _nan_rows, load_model, model_inputs, plan_evaluation, user_error
 from .partitions import (Partition, expand_data, is_directory_output, open_partition, output_paths,
                          plan_partitions, require_columns)
 from .session import Session, TensorSpec, tensor_specs
@@ -254,42 +253,28 @@ def _first_source(partitions: list[Partition], npy_table: bool) -> Any:
     raise first_error  # type: ignore[misc]
 
 
-def _model_inputs(proto: Any) -> list[TensorSpec]:
-    weights = {t.name for t in proto.graph.initializer}
-    return [i for i in tensor_specs(proto.graph.input) if i.name not in weights]
-
-
 def prepare_eval(loaded: LoadedModel, partitions: list[Partition], target: str, metrics: list[str],
                  batch_size: int, output: str | None, columns: dict[str, list[str]] | None,
                  sample_weight: str | None, fuse_metrics: bool) -> tuple[Any, EvalJob, list[bytes], str]:
     """What evaluate() builds before its loop, once for all partitions: the column plan (from the first file),
     the metric-state graph, and the model's bytes (fused with the states where the opset allows)."""
-    from .metrics import MetricSet, metric_definitions
-    proto = loaded.proto
-    source = _first_source(partitions, npy_table=True)
-    inputs = _model_inputs(proto)
-    plan = plan_columns(source, inputs, target, sample_weight, columns)
-    source.select(plan.used())
-    out_spec = pick_output(proto, output)
-    y_pred = _type_of(out_spec, "batch")
-    y_true = target_type(source, target, y_pred)
-    metric_set = MetricSet(metrics, metric_definitions(*loaded.programs))
-    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
-    states = metric_set.state_graph(y_true, y_pred, sample_weight is not None, max(opset, 17), proto.ir_version)
-    if fuse_metrics and opset >= 17:
-        protos, kind = [fuse(proto, states, out_spec.name).SerializeToString()], "fused"
+    setup = plan_evaluation(loaded, _first_source(partitions, npy_table=True), target, metrics, output, columns,
+                            sample_weight, fuse_metrics)
+    if setup.fused is not None:
+        protos, kind = [setup.fused.SerializeToString()], "fused"
     else:
-        protos, kind = [proto.SerializeToString(), states.SerializeToString()], "split"
-    rules = {name: spec.rule for name, spec in metric_set.rules.items()}
-    job = EvalJob(plan, inputs, target, sample_weight, batch_size, out_spec.name, out_spec.dtype, rules)
-    return metric_set, job, protos, kind
+        protos, kind = [loaded.proto.SerializeToString(), setup.states.SerializeToString()], "split"
+    rules = {name: spec.rule for name, spec in setup.metric_set.rules.items()}
+    job = EvalJob(setup.plan, setup.inputs, target, sample_weight, batch_size, setup.output.name,
+                  setup.output.dtype, rules)
+    return setup.metric_set, job, protos, kind
 
 
 def prepare_run(loaded: LoadedModel, partitions: list[Partition], batch_size: int, outputs: list[str] | None,
                 columns: dict[str, list[str]] | None, fmt: str) -> RunJob:
     proto = loaded.proto
     source = _first_source(partitions, npy_table=False)
-    inputs = _model_inputs(proto)
+    inputs = model_inputs(proto)
     plan = plan_columns(source, inputs, None, None, columns)
     all_outputs = tensor_specs(proto.graph.output)
     names = outputs or [o.name for o in all_outputs]
@@ -442,7 +427,14 @@ def model_on_workers(client: Any, protos: list[bytes], provider: str, kind: str)
         threads_by_host[host] = threads_by_host.get(host, 0) + n
     from .dask_worker import ModelPlugin
     name = f"modelc-model-{uuid.uuid4().hex[:12]}"
-    client.register_plugin(ModelPlugin(name, protos, provider, kind, threads_by_host), name=name)
+    for attempt in range(3):  # a worker that dies during the broadcast fails it; its restart gets the plugin
+        try:
+            client.register_plugin(ModelPlugin(name, protos, provider, kind, threads_by_host), name=name)
+            break
+        except OSError:  # distributed's CommClosedError
+            if attempt == 2:
+                raise
+            time.sleep(0.5)
     try:
         yield name
     finally:

@@ -141,6 +141,40 @@ def _checkpoint_key(model: LoadedModel, data: str, target: str, metrics: list[st
                        len(model.proto.SerializeToString())])
 
 
+def model_inputs(proto: onnx.ModelProto) -> list[TensorSpec]:
+    """The graph inputs that data feeds (not those an initializer fills)."""
+    weights = {t.name for t in proto.graph.initializer}
+    return [i for i in tensor_specs(proto.graph.input) if i.name not in weights]
+
+
+@dataclass
+class EvalSetup:
+    """What an evaluation builds before its loop, for either engine."""
+
+    inputs: list[TensorSpec]
+    plan: Any                              # columns.ColumnPlan
+    output: TensorSpec                     # the model output that is y_pred
+    metric_set: MetricSet
+    states: onnx.ModelProto                # the metric-state graph alone
+    fused: onnx.ModelProto | None          # model and states as one graph, where the opset allows
+
+
+def plan_evaluation(loaded: LoadedModel, source: Source, target: str, metrics: list[str], output: str | None,
+                    columns: dict[str, list[str]] | None, sample_weight: str | None,
+                    fuse_metrics: bool) -> EvalSetup:
+    proto = loaded.proto
+    inputs = model_inputs(proto)
+    plan = plan_columns(source, inputs, target, sample_weight, columns)
+    out_spec = pick_output(proto, output)
+    y_pred = _type_of(out_spec, "batch")
+    y_true = target_type(source, target, y_pred)
+    metric_set = MetricSet(metrics, metric_definitions(*loaded.programs))
+    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    states = metric_set.state_graph(y_true, y_pred, sample_weight is not None, max(opset, 17), proto.ir_version)
+    fused = fuse(proto, states, out_spec.name) if fuse_metrics and opset >= 17 else None
+    return EvalSetup(inputs, plan, out_spec, metric_set, states, fused)
+
+
 def evaluate(model: Any, data: str, target: str, metrics: list[str], *, provider: str = "cpu",
              batch_size: int = DEFAULT_BATCH, output: str | None = None, columns: dict[str, list[str]] | None = None,
              sample_weight: str | None = None, checkpoint: str | None = None, checkpoint_every: int = 100,
@@ -166,21 +200,14 @@ def evaluate(model: Any, data: str, target: str, metrics: list[str], *, provider
     source = open_data(data, npy_table=True)  # a glob, directory or list: the files one after another
     if isinstance(source, NpySource):  # a 2-D .npy holds the target as one of its columns
         source = source.as_table()
-    inputs = tensor_specs(proto.graph.input)
-    inputs = [i for i in inputs if i.name not in {t.name for t in proto.graph.initializer}]
-    plan = plan_columns(source, inputs, target, sample_weight, columns)
-    out_spec = pick_output(proto, output)
-    y_pred = _type_of(out_spec, "batch")
-    y_true = target_type(source, target, y_pred)
-    metric_set = MetricSet(metrics, metric_definitions(*loaded.programs))
-    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
-    states = metric_set.state_graph(y_true, y_pred, sample_weight is not None, max(opset, 17), proto.ir_version)
-    if fuse_metrics and opset >= 17:
-        session = Session(fuse(proto, states, out_spec.name), provider)
+    setup = plan_evaluation(loaded, source, target, metrics, output, columns, sample_weight, fuse_metrics)
+    inputs, plan, out_spec, metric_set = setup.inputs, setup.plan, setup.output, setup.metric_set
+    if setup.fused is not None:
+        session = Session(setup.fused, provider)
         prefix, model_session, state_session = "metric:", None, None
     else:  # an older opset: two sessions, predictions cross to the host
         prefix, session = "", None
-        model_session, state_session = Session(proto, provider), Session(states, provider)
+        model_session, state_session = Session(proto, provider), Session(setup.states, provider)
 
     rows = batches = nan_inputs = 0
     key = _checkpoint_key(loaded, data, target, metrics, batch_size)

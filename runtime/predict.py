@@ -12,8 +12,8 @@ import numpy as np
 
 from .columns import feeds_for, plan_columns
 from .data import open_source
-from .evaluate import DEFAULT_BATCH, LoadedModel, Progress, atomic_path, load_model, user_error
-from .session import Session, tensor_specs
+from .evaluate import DEFAULT_BATCH, LoadedModel, Progress, atomic_path, load_model, model_inputs, user_error
+from .session import Session
 
 WRITERS = (".npz", ".npy", ".parquet", ".csv")
 
@@ -120,8 +120,7 @@ def run(model: Any, data: str, output_path: str, *, provider: str = "cpu", batch
     loaded = model if isinstance(model, LoadedModel) else load_model(model, **compile_options)
     from .partitions import open_data
     source = open_data(data)  # a glob, directory or list: the files one after another, into one output
-    weights = {t.name for t in loaded.proto.graph.initializer}
-    inputs = [i for i in tensor_specs(loaded.proto.graph.input) if i.name not in weights]
+    inputs = model_inputs(loaded.proto)
     plan = plan_columns(source, inputs, None, None, columns)
     session = Session(loaded.proto, provider)
     names = outputs or session.output_names

@@ -290,20 +290,27 @@ def test_a_worker_killed_mid_evaluation_changes_nothing(client, work):
                                     for a, ws in dask_scheduler.workers.items()}
     pids = client.run(os.getpid)
     outcome: dict = {}
-    thread = threading.Thread(target=lambda: outcome.update(
-        result=evaluate(loaded, str(folder), "price", specs, progress=False, client=client)))
+    def evaluate_in_thread() -> None:
+        try:
+            outcome["result"] = evaluate(loaded, str(folder), "price", specs, progress=False, client=client)
+        except BaseException as e:  # noqa: BLE001 - shown by the assertion below
+            outcome["error"] = e
+    thread = threading.Thread(target=evaluate_in_thread)
     thread.start()
     deadline = time.monotonic() + 30
-    while client.run_on_scheduler(done) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    in_flight: dict = {}
+    while time.monotonic() < deadline:  # wait until a worker is running a partition of this job
+        in_flight = client.run_on_scheduler(busy)
+        if any(in_flight.values()):
+            break
+        time.sleep(0.005)
     finished_at_kill = client.run_on_scheduler(done)
-    in_flight = client.run_on_scheduler(busy)
     address = max(in_flight, key=lambda a: len(in_flight[a]))   # a worker running a partition right now
     victim = pids[address]
     os.kill(victim, signal.SIGKILL)
     thread.join(60)
-    assert "result" in outcome, "the evaluation did not finish after the kill"
-    assert 3 <= finished_at_kill < 24, finished_at_kill       # the kill came while partitions were in flight
+    assert "result" in outcome, f"the evaluation did not finish after the kill: {outcome.get('error')!r}"
+    assert finished_at_kill < 24, finished_at_kill            # the kill came while partitions were in flight
     assert in_flight[address], in_flight                       # ... one of them on the worker killed
     assert victim not in client.run(os.getpid).values()       # that process is gone (a new one took its place)
     result = outcome["result"]
