@@ -21,9 +21,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'modelc' has no attribute {name!r}")
 
 
-__all__ = sorted(_API)
-
-
 def metric(spec: str, provider: str = "cpu") -> Any:
     """A streaming metric by spec, e.g. metric("precision(threshold=0.7)")."""
     from .runtime.metrics import Metric
@@ -44,3 +41,6 @@ def run(model: Any, data: Any, output: str, **options: Any) -> dict[str, Any]:
     """`modelc run` as a function: predictions to a file, or to a directory (one file per partition)."""
     from .runtime.predict import run as _run
     return _run(model, data, output, **options)
+
+
+__all__ = sorted(_API | {"metric", "evaluate", "run"})
