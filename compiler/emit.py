@@ -24,8 +24,19 @@ ONNX_DTYPES = {"float16": onnx.TensorProto.FLOAT16, "bfloat16": onnx.TensorProto
 
 
 def value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
-    dims = [d if d is not None else None for d in t.shape]
-    return helper.make_tensor_value_info(name, ONNX_DTYPES[t.dtype], dims)
+    """Set directly: helper.make_tensor_value_info costs more than the rest of a weight's emission."""
+    info = onnx.ValueInfoProto(name=name)
+    tensor_type = info.type.tensor_type
+    tensor_type.elem_type = ONNX_DTYPES[t.dtype]
+    shape = tensor_type.shape
+    shape.SetInParent()  # a scalar still has a (empty) shape
+    for d in t.shape:
+        dim = shape.dim.add()
+        if isinstance(d, int):
+            dim.dim_value = d
+        elif d is not None:
+            dim.dim_param = d
+    return info
 
 
 def const_tensor(c: ir.ConstTensor, name: str = "value") -> onnx.TensorProto:
