@@ -455,5 +455,3 @@ def call_function(b: BlockBuilder, name: str, args: list[Any], kwargs: dict[str,
         raise error(loc, f"{name}() is missing its argument '{missing[0]}' ({name}({', '.join(fn.params)}))")
     return fn.lower(b, loc, **bound)
 
-
-__all__ = ["FUNCTIONS", "binary", "unary", "call_function", "DtypeName", "INT_DTYPES", "INT64_MAX"]

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from .compiler.source import ModelcError
 
@@ -145,10 +145,6 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - a user never sees a traceback
         _err(f"modelc: internal error: {type(e).__name__}: {e} (please report it with the input file)")
         return EXIT_USER
-
-
-def _entry() -> Any:
-    sys.exit(main())
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from ..compiler import driver
 from ..compiler.source import Diagnostic, ModelcError
 from ..compiler.types import TensorType
 from .columns import feeds_for, plan_columns
-from .data import NpySource, Source, open_source, prefetch
+from .data import NpySource, Source, prefetch
 from .metrics import NP_TYPES, MetricSet, metric_definitions
 from .session import Session, TensorSpec, tensor_specs
 

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from .columns import feeds_for, plan_columns
-from .data import open_source
 from .evaluate import DEFAULT_BATCH, LoadedModel, Progress, atomic_path, load_model, model_inputs, user_error
 from .session import Session
 
