@@ -230,6 +230,9 @@ def save_model(proto: "onnx.ModelProto", path: str | os.PathLike) -> None:
             onnx.save_model(saved, str(tmp))
             os.replace(tmp_data, path.with_name(data_name))
         else:
+            from .serialize import write_attached
+            if write_attached(path, proto):  # writes atomically itself
+                return
             onnx.save_model(proto, str(tmp))
         os.replace(tmp, path)
     finally:

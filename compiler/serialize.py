@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import onnx
@@ -109,6 +109,63 @@ def write_model(path: str | os.PathLike, proto: onnx.ModelProto, slots: list[Wei
         for t in (tmp, tmp_data):
             if t.exists():
                 t.unlink()
+
+
+def copy_except(message: Any, skip: str) -> Any:
+    """A copy of a message without one (large) field, without copying that field first."""
+    out = type(message)()
+    for field in message.DESCRIPTOR.fields:
+        if field.name == skip:
+            continue
+        value = getattr(message, field.name)
+        if field.is_repeated:
+            getattr(out, field.name).extend(value)
+        elif message.HasField(field.name):
+            if field.type == field.TYPE_MESSAGE:
+                getattr(out, field.name).CopyFrom(value)
+            else:
+                setattr(out, field.name, value)
+    return out
+
+
+def write_attached(path: str | os.PathLike, proto: onnx.ModelProto) -> bool:
+    """Write a ModelProto whose weights are attached, taking each tensor's raw bytes as they are
+    instead of serializing the whole model in memory first. Byte for byte what onnx.save writes.
+    Returns False, writing nothing, when some initializer is not plain raw data."""
+    tensors = list(proto.graph.initializer)
+    if any(t.data_location != onnx.TensorProto.DEFAULT or not t.HasField("raw_data") for t in tensors):
+        return False
+    path = Path(path)
+    model = copy_except(proto, "graph")
+    graph = copy_except(proto.graph, "initializer")
+    model_low, model_high = split_around(model, GRAPH)
+    graph_low, graph_high = split_around(graph, INITIALIZER)
+    parts = []
+    for t in tensors:
+        low, high = split_around(copy_except(t, "raw_data"), RAW_DATA)
+        raw = t.raw_data
+        parts.append((low, raw, high, len(low) + len(length_delimited(RAW_DATA, len(raw))) + len(raw) + len(high)))
+    graph_size = len(graph_low) + len(graph_high) + sum(len(length_delimited(INITIALIZER, n)) + n
+                                                        for *_, n in parts)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(model_low)
+            f.write(length_delimited(GRAPH, graph_size))
+            f.write(graph_low)
+            for low, raw, high, size in parts:
+                f.write(length_delimited(INITIALIZER, size))
+                f.write(low)
+                f.write(length_delimited(RAW_DATA, len(raw)))
+                f.write(raw)
+                f.write(high)
+            f.write(graph_high)
+            f.write(model_high)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return True
 
 
 def _write_buffer(f: BinaryIO, array: np.ndarray) -> None:
