@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from . import ir
 from . import nodes as N
@@ -167,7 +168,8 @@ class Compiled:
     def save(self, path: str | os.PathLike) -> None:
         from .serialize import write_model
         total = sum(a.nbytes for a in self.arrays.values())
-        write_model(path, self.proto, self.slots, self.arrays, external=total > EXTERNAL_DATA_BYTES)
+        with reporting_write_errors(path):
+            write_model(path, self.proto, self.slots, self.arrays, external=total > EXTERNAL_DATA_BYTES)
 
 
 def compile_program(program: Program, model: str | None = None, weights: str | None = None,
@@ -206,8 +208,24 @@ def compile_program(program: Program, model: str | None = None, weights: str | N
     return compiled if not attach else compiled.with_weights()
 
 
+@contextmanager
+def reporting_write_errors(path: str | os.PathLike) -> Iterator[None]:
+    """An unwritable output is the user's to fix: say which path, not which temporary file."""
+    try:
+        yield
+    except IsADirectoryError:
+        raise ModelcError(Diagnostic(None, f"cannot write {path}: it is a folder")) from None
+    except OSError as e:
+        raise ModelcError(Diagnostic(None, f"cannot write {path}: {e.strerror or e}")) from None
+
+
 def save_model(proto: "onnx.ModelProto", path: str | os.PathLike) -> None:
-    """Write atomically: a temporary file in the same folder, then rename. >2 GB goes to external data."""
+    """Write atomically (a temporary file in the same folder, then rename); >2 GB goes to external data."""
+    with reporting_write_errors(path):
+        _save_model(proto, path)
+
+
+def _save_model(proto: "onnx.ModelProto", path: str | os.PathLike) -> None:
     import onnx
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")

@@ -163,9 +163,10 @@ def lower_embedding(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, l
     x = xs[0]
     if x.type.dtype not in INT_DTYPES:
         raise error(loc, f"embedding expects integer indices (int32 or int64), got {x.type}")
-    table = b.weight("embeddings", TensorType("float32", (hp["input_dim"], hp["output_dim"])),
+    dtype = lw.float_dtype or "float32"  # compile --dtype float16 casts the table too
+    table = b.weight("embeddings", TensorType(dtype, (hp["input_dim"], hp["output_dim"])),
                      hp["embeddings_initializer"], loc)
-    return b.node("Gather", [table, x], TensorType("float32", x.type.shape + (hp["output_dim"],)), loc, axis=0)
+    return b.node("Gather", [table, x], TensorType(dtype, x.type.shape + (hp["output_dim"],)), loc, axis=0)
 
 
 def lower_flatten(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:

@@ -15,7 +15,7 @@ from .builder import BlockBuilder
 from .lower import Env, LayerVal, Lowerer
 from .ops import describe, is_tensor
 from .source import Span, error
-from .types import FLOAT_DTYPES, TensorType
+from .types import FLOAT_DTYPES, TensorType, dims_agree, show_shape
 
 STATE_RULES = ("sum", "count", "min", "max", "bincount")
 NAN_PREDICTIONS = "nan_predictions"
@@ -69,6 +69,12 @@ class MetricLowerer(Lowerer):
         pred = inputs[1]
         if pred.type.rank == y_true.rank + 1 and pred.type.shape[-1] == 1:  # Keras: [batch, 1] meets [batch]
             pred = b.node("Squeeze", [pred, b.const([-1], "int64")], TensorType(y_pred.dtype, y_pred.shape[:-1]))
+        labels_and_scores = y_true.rank == 1 and pred.type.rank == 2  # class labels against class scores
+        same = y_true.rank == pred.type.rank and all(
+            dims_agree(a, c) for a, c in zip(y_true.shape[1:], pred.type.shape[1:]))
+        if not (same or labels_and_scores):
+            raise error(None, f"y_true {show_shape(y_true.shape)} does not meet y_pred {show_shape(y_pred.shape)}: "
+                              "metrics take the same shape, or class labels [batch] against scores [batch, k]")
         self.weight = inputs[2] if weighted else None
         plans, outputs = [], []
         for index, (spec, lv) in enumerate(metrics):

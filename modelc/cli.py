@@ -137,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("modelc: interrupted")
         return 130
+    except OSError as e:  # a file the user named could not be read or written
+        where = f": {e.filename}" if e.filename else ""
+        _err(f"error: {e.strerror or e}{where}")
+        return EXIT_USER
     except RecursionError:
         _err("modelc: error: the program is nested too deeply")
         return EXIT_USER

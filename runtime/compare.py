@@ -131,6 +131,10 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
             save_outputs: str | None = None, against: str | None = None, imports: tuple[str, ...] = (),
             **compile_options: Any) -> dict[str, Any]:
     providers = providers or ["cpu", "reference"]
+    if batch_size < 1:
+        raise user_error(f"--batch-size must be at least 1, got {batch_size}")
+    if max_batches is not None and max_batches < 1:
+        raise user_error(f"--max-batches must be at least 1, got {max_batches}")
     if rtol is None or atol is None:
         half = any(v in ("fp16", "bf16") for v in variants or [])
         default = FP16_TOLERANCE if half else (1e-4, 1e-5)
@@ -190,6 +194,8 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
                 saved_inputs.setdefault(k, []).append(v)
         rows += n
         batches += 1
+    if rows == 0:  # agreeing on nothing must not pass a gate
+        raise user_error(f"{data} has no rows to compare")
     report = _report(sides, compared, stats, layer_of, reference_label, rows, batches, rtol, atol, task_output)
     if save_outputs:
         _save(save_outputs, sides, saved_inputs, report)

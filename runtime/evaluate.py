@@ -257,11 +257,13 @@ def evaluate(model: Any, data: str, target: str, metrics: list[str], *, provider
     seconds = time.perf_counter() - started
     if checkpoint:
         save_checkpoint(checkpoint, key, rows, batches, nan_inputs, metric_set)
-    if rows == 0:
+    results = metric_set.results()
+    if rows == 0:  # undefined, as Metric.result() says: not the 0 that divide_no_nan would give
         import warnings
         warnings.warn(f"{data} has no rows: metrics are undefined", RuntimeWarning, stacklevel=2)
+        results = {spec: float("nan") for spec in results}
     return {
-        "metrics": metric_set.results(), "samples": rows, "batches": batches, "provider": provider,
+        "metrics": results, "samples": rows, "batches": batches, "provider": provider,
         "output": out_spec.name, "seconds": round(seconds, 6),
         "rows_per_second": round(rows / seconds, 1) if seconds > 0 else None,
         "nan_predictions": metric_set.nan_predictions(), "nan_input_rows": nan_inputs,

@@ -129,7 +129,10 @@ def run(model: Any, data: str, output_path: str, *, provider: str = "cpu", batch
     bar = Progress(source.num_rows, progress)
     started = time.perf_counter()
     batches = 0
-    with tempfile.TemporaryDirectory(dir=Path(output_path).resolve().parent, prefix=".modelc-run-") as folder:
+    folder_of_output = Path(output_path).resolve().parent
+    if not folder_of_output.is_dir():
+        raise user_error(f"cannot write {output_path}: no folder {folder_of_output}")
+    with tempfile.TemporaryDirectory(dir=folder_of_output, prefix=".modelc-run-") as folder:
         raw = RawColumns(folder)
         try:
             for batch in source.batches(batch_size):

@@ -89,3 +89,21 @@ def test_check_imports_neither_onnx_nor_onnxruntime():
 def test_compile_does_not_import_onnxruntime(tmp_path):
     loaded = _modules_after("compile", "samples/housing.model", "-o", str(tmp_path / "h.onnx"))
     assert "onnx" in loaded and "onnxruntime" not in loaded
+
+
+def test_unwritable_outputs_are_user_errors(tmp_path):
+    (tmp_path / "folder").mkdir()
+    for args, message in [(("compile", "samples/housing.model", "-o", tmp_path / "no" / "m.onnx"),
+                           "No such file or directory"),
+                          (("compile", "samples/housing.model", "-o", tmp_path / "folder"), "it is a folder")]:
+        result = run_cli(*args)
+        assert result.returncode == 1 and "cannot write" in result.stderr and message in result.stderr
+        assert "internal error" not in result.stderr and ".tmp" not in result.stderr
+
+
+def test_float16_compile_of_a_model_with_an_embedding(tmp_path):
+    result = run_cli("compile", "samples/wide_deep.model", "--dtype", "float16", "-o", tmp_path / "w.onnx")
+    assert result.returncode == 0, result.stderr
+    model = onnx.load(tmp_path / "w.onnx")
+    table = next(t for t in model.graph.initializer if t.name == "embedding.embeddings")
+    assert table.data_type == onnx.TensorProto.FLOAT16

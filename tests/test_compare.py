@@ -120,3 +120,13 @@ def test_user_errors(houses, tmp_path):
             continue
         assert result.returncode == 1, (args, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_nothing_compared_is_not_agreement(houses, tmp_path):
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, x=np.zeros((0, 8), np.float32))
+    path, _, _ = houses
+    for args, message in [((empty,), "no rows to compare"), ((path, "--batch-size", "0"), "--batch-size must be"),
+                          ((path, "--max-batches", "0"), "--max-batches must be")]:
+        result = run_cli("compare", "samples/housing.model", "--data", *args)
+        assert result.returncode == 1 and message in result.stderr, result.stderr

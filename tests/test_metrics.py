@@ -671,3 +671,9 @@ def test_no_stray_warnings_on_ordinary_data():
         for kind, (y, p, oracles) in DATASETS.items():
             for spec in oracles:
                 stream(spec, y, f64(p), 1000).result()
+
+
+def test_y_true_that_does_not_meet_y_pred_is_an_error():
+    m = modelc.metric("mae")
+    with pytest.raises(modelc.ModelcError, match=r"y_true \[batch, 2\] does not meet y_pred \[batch, 1\]"):
+        m.update(np.array([[1.0, 2.0], [2.0, 3.0]]), np.array([[1.0], [3.0]]))
