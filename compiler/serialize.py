@@ -49,66 +49,14 @@ def split_around(message: "onnx.ModelProto | onnx.GraphProto", number: int) -> t
     return low.SerializeToString(), high.SerializeToString()
 
 
-def _tensor_head(slot: WeightSlot, array: np.ndarray, external: tuple[str, int] | None) -> bytes:
+def _tensor_head(slot: WeightSlot, array: np.ndarray, external: tuple[str, int] | None) -> onnx.TensorProto:
     tensor = onnx.TensorProto(name=slot.name, data_type=ONNX_DTYPES[slot.type.dtype], dims=array.shape)
     if external is not None:
         location, offset = external
         tensor.data_location = onnx.TensorProto.EXTERNAL
         for key, value in (("location", location), ("offset", str(offset)), ("length", str(array.nbytes))):
             tensor.external_data.add(key=key, value=value)
-    return tensor.SerializeToString()
-
-
-def write_model(path: str | os.PathLike, proto: onnx.ModelProto, slots: list[WeightSlot],
-                arrays: dict[str, np.ndarray], external: bool) -> None:
-    """Write `proto` (whose weights are still typed graph inputs) with the arrays as initializers, atomically."""
-    path = Path(path)
-    names = {s.name for s in slots}
-    model = onnx.ModelProto()
-    model.CopyFrom(proto)  # weightless: cheap
-    graph = model.graph
-    kept = [i for i in graph.input if i.name not in names]
-    del graph.input[:]
-    graph.input.extend(kept)
-    buffers = [np.ascontiguousarray(arrays[s.name]) for s in slots]
-    data_name = path.name + ".data"
-    offsets, end = [], 0
-    for b in buffers:
-        offsets.append(end)
-        end = -(-(end + b.nbytes) // ALIGN) * ALIGN
-    heads = [_tensor_head(s, b, (data_name, o) if external else None) for s, b, o in zip(slots, buffers, offsets)]
-    sizes = [len(h) + (0 if external else len(length_delimited(RAW_DATA, b.nbytes)) + b.nbytes)
-             for h, b in zip(heads, buffers)]
-    graph_low, graph_high = split_around(graph, INITIALIZER)
-    model_low, model_high = split_around(model, GRAPH)
-    graph_size = len(graph_low) + len(graph_high) + sum(len(length_delimited(INITIALIZER, n)) + n for n in sizes)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp_data = path.with_name(f".{data_name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(model_low)
-            f.write(length_delimited(GRAPH, graph_size))
-            f.write(graph_low)
-            for head, size, b in zip(heads, sizes, buffers):
-                f.write(length_delimited(INITIALIZER, size))
-                f.write(head)
-                if not external:
-                    f.write(length_delimited(RAW_DATA, b.nbytes))
-                    _write_buffer(f, b)
-            f.write(graph_high)
-            f.write(model_high)
-        if external:
-            with open(tmp_data, "wb") as f:
-                for b, offset in zip(buffers, offsets):
-                    f.seek(offset)
-                    _write_buffer(f, b)
-                f.truncate(end)
-            os.replace(tmp_data, path.with_name(data_name))
-        os.replace(tmp, path)
-    finally:
-        for t in (tmp, tmp_data):
-            if t.exists():
-                t.unlink()
+    return tensor
 
 
 def copy_except(message: Any, skip: str) -> Any:
@@ -128,39 +76,82 @@ def copy_except(message: Any, skip: str) -> Any:
     return out
 
 
+Tensor = tuple[onnx.TensorProto, Any]  # an initializer without raw_data, and its bytes (None: external data)
+
+
+def _write_protobuf(f: BinaryIO, model: onnx.ModelProto, graph: onnx.GraphProto, tensors: list[Tensor]) -> None:
+    """`model` (without its graph) holding `graph` (without initializers) holding `tensors`, in field order."""
+    model_low, model_high = split_around(model, GRAPH)
+    graph_low, graph_high = split_around(graph, INITIALIZER)
+    parts = []
+    for head, raw in tensors:
+        low, high = split_around(head, RAW_DATA)
+        middle = b"" if raw is None else length_delimited(RAW_DATA, len(raw))
+        parts.append((low, middle, raw, high, len(low) + len(middle) + (0 if raw is None else len(raw)) + len(high)))
+    graph_size = len(graph_low) + len(graph_high) + sum(len(length_delimited(INITIALIZER, n)) + n
+                                                        for *_, n in parts)
+    f.write(model_low)
+    f.write(length_delimited(GRAPH, graph_size))
+    f.write(graph_low)
+    for low, middle, raw, high, size in parts:
+        f.write(length_delimited(INITIALIZER, size))
+        f.write(low)
+        if raw is not None:
+            f.write(middle)
+            f.write(raw)
+        f.write(high)
+    f.write(graph_high)
+    f.write(model_high)
+
+
+def write_model(path: str | os.PathLike, proto: onnx.ModelProto, slots: list[WeightSlot],
+                arrays: dict[str, np.ndarray], external: bool) -> None:
+    """Write `proto` (whose weights are still typed graph inputs) with the arrays as initializers, atomically."""
+    path = Path(path)
+    names = {s.name for s in slots}
+    model = copy_except(proto, "graph")
+    graph = copy_except(proto.graph, "input")
+    graph.input.extend(i for i in proto.graph.input if i.name not in names)
+    buffers = [_little_endian_bytes(arrays[s.name]) for s in slots]
+    data_name = path.name + ".data"
+    offsets, end = [], 0
+    for b in buffers:
+        offsets.append(end)
+        end = -(-(end + len(b)) // ALIGN) * ALIGN
+    tensors = [(_tensor_head(s, arrays[s.name], (data_name, o) if external else None), None if external else b)
+               for s, b, o in zip(slots, buffers, offsets)]
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp_data = path.with_name(f".{data_name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            _write_protobuf(f, model, graph, tensors)
+        if external:
+            with open(tmp_data, "wb") as f:
+                for b, offset in zip(buffers, offsets):
+                    f.seek(offset)
+                    f.write(b)
+                f.truncate(end)
+            os.replace(tmp_data, path.with_name(data_name))
+        os.replace(tmp, path)
+    finally:
+        for t in (tmp, tmp_data):
+            if t.exists():
+                t.unlink()
+
+
 def write_attached(path: str | os.PathLike, proto: onnx.ModelProto) -> bool:
     """Write a ModelProto whose weights are attached, taking each tensor's raw bytes as they are
     instead of serializing the whole model in memory first. Byte for byte what onnx.save writes.
     Returns False, writing nothing, when some initializer is not plain raw data."""
-    tensors = list(proto.graph.initializer)
-    if any(t.data_location != onnx.TensorProto.DEFAULT or not t.HasField("raw_data") for t in tensors):
+    initializers = list(proto.graph.initializer)
+    if any(t.data_location != onnx.TensorProto.DEFAULT or not t.HasField("raw_data") for t in initializers):
         return False
     path = Path(path)
-    model = copy_except(proto, "graph")
-    graph = copy_except(proto.graph, "initializer")
-    model_low, model_high = split_around(model, GRAPH)
-    graph_low, graph_high = split_around(graph, INITIALIZER)
-    parts = []
-    for t in tensors:
-        low, high = split_around(copy_except(t, "raw_data"), RAW_DATA)
-        raw = t.raw_data
-        parts.append((low, raw, high, len(low) + len(length_delimited(RAW_DATA, len(raw))) + len(raw) + len(high)))
-    graph_size = len(graph_low) + len(graph_high) + sum(len(length_delimited(INITIALIZER, n)) + n
-                                                        for *_, n in parts)
+    tensors = [(copy_except(t, "raw_data"), t.raw_data) for t in initializers]
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(model_low)
-            f.write(length_delimited(GRAPH, graph_size))
-            f.write(graph_low)
-            for low, raw, high, size in parts:
-                f.write(length_delimited(INITIALIZER, size))
-                f.write(low)
-                f.write(length_delimited(RAW_DATA, len(raw)))
-                f.write(raw)
-                f.write(high)
-            f.write(graph_high)
-            f.write(model_high)
+            _write_protobuf(f, copy_except(proto, "graph"), copy_except(proto.graph, "initializer"), tensors)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -168,7 +159,9 @@ def write_attached(path: str | os.PathLike, proto: onnx.ModelProto) -> bool:
     return True
 
 
-def _write_buffer(f: BinaryIO, array: np.ndarray) -> None:
-    if array.dtype.byteorder == ">":  # ONNX raw data is little-endian
+def _little_endian_bytes(array: np.ndarray) -> memoryview:
+    """The array's bytes as ONNX raw data (little-endian, C order), without a copy where possible."""
+    array = np.ascontiguousarray(array)
+    if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("<"))
-    f.write(memoryview(array.reshape(-1).view(np.uint8)))
+    return memoryview(array.reshape(-1).view(np.uint8))
