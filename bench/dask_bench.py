@@ -46,7 +46,7 @@ def _cluster(n: int):  # noqa: ANN202
 
     import distributed
 
-    from modelc.runtime.distributed import LOOPBACK_NO_DASHBOARD
+    from modelc.runtime.engine_dask import LOOPBACK_NO_DASHBOARD
     logging.getLogger("distributed").setLevel(logging.ERROR)   # quiet at close too
     t = time.perf_counter()
     cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -74,7 +74,8 @@ def _transfer_bytes(client) -> int:  # noqa: ANN001
 
 def run(deadline: Deadline = NO_DEADLINE, quick: bool = False) -> dict:
     import modelc
-    from modelc.runtime.evaluate import LoadedModel, evaluate
+    from modelc.runtime.engine import evaluate
+    from modelc.runtime.model import LoadedModel
 
     files, rows = (4, 50_000) if quick else (16, 125_000)
     tiny_files, tiny_rows = (50, 50) if quick else (300, 50)

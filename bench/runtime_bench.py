@@ -18,7 +18,8 @@ HOUSING = ROOT / "samples" / "housing.model"
 def eval_vs_bare(deadline: Deadline, rows: int = 1_000_000, batch: int = 65_536) -> tuple[str, float, float]:
     import onnxruntime as ort
     import modelc
-    from modelc.runtime.evaluate import LoadedModel, evaluate
+    from modelc.runtime.engine import evaluate
+    from modelc.runtime.model import LoadedModel
 
     proto = modelc.compile_file(HOUSING, seed=0)
     rng = np.random.default_rng(0)
@@ -69,7 +70,7 @@ def eval_vs_bare(deadline: Deadline, rows: int = 1_000_000, batch: int = 65_536)
 # VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child would inherit the parent's peak.
 PEAK_SCRIPT = """
 import sys, json
-from modelc.runtime.evaluate import evaluate
+from modelc.runtime.engine import evaluate
 result = evaluate(sys.argv[1], sys.argv[2], "8", ["mse", "mae"], batch_size=65536, progress=False)
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
 print(json.dumps({"rss_mb": hwm / 1024, "samples": result["samples"], "seconds": result["seconds"]}))

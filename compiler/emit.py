@@ -3,31 +3,25 @@ from __future__ import annotations
 
 from typing import Iterable
 
-import ml_dtypes
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
 from . import ir
-from .types import TensorType
+from .types import DTYPES, TensorType, numpy_dtype
 
 LOCAL_DOMAIN = "modelc.layers"
 DEFAULT_OPSET = 23   # newest opset the pinned onnxruntime (1.32) runs every op of; see README
 MIN_OPSET = 17       # LayerNormalization
 IR_VERSION = 10      # read by onnxruntime >= 1.20
 
-NUMPY_DTYPES = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float64": np.float64, "int32": np.int32,
-                "int64": np.int64, "bool": np.bool_}
-ONNX_DTYPES = {"float16": onnx.TensorProto.FLOAT16, "bfloat16": onnx.TensorProto.BFLOAT16,
-               "float32": onnx.TensorProto.FLOAT, "float64": onnx.TensorProto.DOUBLE,
-               "int32": onnx.TensorProto.INT32, "int64": onnx.TensorProto.INT64, "bool": onnx.TensorProto.BOOL}
 
 
 def value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
     """Set directly: helper.make_tensor_value_info costs more than the rest of a weight's emission."""
     info = onnx.ValueInfoProto(name=name)
     tensor_type = info.type.tensor_type
-    tensor_type.elem_type = ONNX_DTYPES[t.dtype]
+    tensor_type.elem_type = DTYPES[t.dtype].onnx
     shape = tensor_type.shape
     shape.SetInParent()  # a scalar still has a (empty) shape
     for d in t.shape:
@@ -40,7 +34,7 @@ def value_info(name: str, t: TensorType) -> onnx.ValueInfoProto:
 
 
 def const_tensor(c: ir.ConstTensor, name: str = "value") -> onnx.TensorProto:
-    return numpy_helper.from_array(np.array(c.values, dtype=NUMPY_DTYPES[c.dtype]).reshape(c.shape), name)
+    return numpy_helper.from_array(np.array(c.values, dtype=numpy_dtype(c.dtype)).reshape(c.shape), name)
 
 
 def axes_as_input(op: str, opset: int) -> bool:
@@ -65,7 +59,7 @@ def make_node(node: ir.Node, rename: dict[str, str], prefix: str) -> onnx.NodePr
         if isinstance(value, ir.ConstTensor):
             value = const_tensor(value)
         elif key == "to":
-            value = ONNX_DTYPES[value]
+            value = DTYPES[value].onnx
         attrs[key] = value
     proto = helper.make_node(node.op, [rename.get(i, i) for i in node.inputs],
                              [rename.get(o, o) for o in node.outputs], name=prefix + node.name, **attrs)
@@ -165,6 +159,6 @@ def attach_weights(proto: onnx.ModelProto, slots: list[ir.WeightSlot], weights: 
         array = np.ascontiguousarray(weights[w.name])
         tensor = proto.graph.initializer.add()
         tensor.name = w.name
-        tensor.data_type = ONNX_DTYPES[w.type.dtype]
+        tensor.data_type = DTYPES[w.type.dtype].onnx
         tensor.dims.extend(array.shape)
         tensor.raw_data = array.tobytes()  # little-endian hosts, as numpy_helper.from_array assumes too

@@ -1,54 +1,40 @@
-"""Built-in layers and activations (Keras names and semantics) and the initializer names."""
+"""The one table of built-in layers (Keras names, hyperparameters, defaults, weight names and inference
+semantics). An activation that is also a built-in function is derived from its entry in ops.FUNCTIONS."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from .builder import BlockBuilder
 from .ir import InitSpec, Value
-from .ops import lower_concat, lower_softmax, reshape_shape
+from .ops import FUNCTIONS, lower_concat, reshape_shape
 from .source import Span, error
 from .types import FLOAT_DTYPES, INT_DTYPES, TensorType
-
-if TYPE_CHECKING:
-    from .lower import Lowerer
-
-# initializer name -> default arguments (Keras' defaults)
-INITIALIZER_ARGS: dict[str, tuple[float, ...]] = {
-    "zeros": (), "ones": (), "constant": (0.0,),
-    "glorot_uniform": (), "glorot_normal": (), "he_uniform": (), "he_normal": (),
-    "lecun_uniform": (), "lecun_normal": (),
-    "random_normal": (0.0, 0.05), "random_uniform": (-0.05, 0.05), "truncated_normal": (0.0, 0.05),
-}
-
-# the arguments' names, in order (Keras' names)
-INITIALIZER_PARAMS: dict[str, tuple[str, ...]] = {
-    "constant": ("value",), "random_normal": ("mean", "stddev"), "random_uniform": ("minval", "maxval"),
-    "truncated_normal": ("mean", "stddev"),
-}
-
-INITIALIZER_ALIASES = {"lo": "minval", "hi": "maxval"}  # random_uniform(lo, hi), as LANGUAGE.md writes it
 
 KERAS_EPSILON = 1e-7          # keras.backend.epsilon(), used by Normalization
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
+REQUIRED = object()  # a hyperparameter without a default
+
+
+@dataclass(frozen=True)
+class LayerContext:
+    """What a built-in layer may ask of the lowering around it (never the whole Lowerer)."""
+
+    apply: Callable[[Any, list[Value], BlockBuilder, Span | None], Value]  # apply a bound layer (an activation)
+    float_dtype: str | None = None           # compile --dtype: the dtype of float tables (embeddings)
+
+
 @dataclass
 class BuiltinLayer:
     name: str
     hparams: list[tuple[str, str, Any]]      # (name, kind, default); kind as in a .model signature
-    lower: Callable[..., Value]              # (lowerer, builder, inputs, hparams, loc) -> Value
+    lower: Callable[..., Value]              # (context, builder, inputs, hparams, loc) -> Value
     doc: str
     variadic: bool = False                   # takes any number of tensor inputs (concat)
-
-    @property
-    def required(self) -> list[str]:
-        return [n for n, _, d in self.hparams if d is REQUIRED]
-
-
-REQUIRED = object()
 
 
 def _float_input(x: Value, layer: str, loc: Span | None) -> Value:
@@ -64,18 +50,18 @@ def _last_dim(x: Value, layer: str, loc: Span | None) -> int:
 
 
 def _activation(onnx_op: str, **attrs: Any) -> Callable[..., Value]:
-    def lower(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+    def lower(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
         x = _float_input(xs[0], onnx_op.lower(), loc)
         values = {k: hp.get(k, v) for k, v in attrs.items()}
         return b.node(onnx_op, [x], x.type, loc, **values)
     return lower
 
 
-def lower_linear(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+def lower_linear(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
     return xs[0]
 
 
-def lower_gelu(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+def lower_gelu(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
     # Keras' default gelu (approximate=False): x * 0.5 * (1 + erf(x / sqrt(2)))
     x = _float_input(xs[0], "gelu", loc)
     dt = x.type.dtype
@@ -84,16 +70,12 @@ def lower_gelu(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: S
     return b.node("Mul", [b.node("Mul", [x, b.const(0.5, dt)], x.type, loc), one_plus], x.type, loc)
 
 
-def lower_silu(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+def lower_silu(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
     x = _float_input(xs[0], "silu", loc)
     return b.node("Mul", [x, b.node("Sigmoid", [x], x.type, loc)], x.type, loc)
 
 
-def lower_softmax_layer(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
-    return lower_softmax(b, loc, _float_input(xs[0], "softmax", loc), axis=hp["axis"])  # checks the axis
-
-
-def lower_dense(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+def lower_dense(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
     x = _float_input(xs[0], "dense", loc)
     units = hp["units"]
     if units < 1:
@@ -105,16 +87,16 @@ def lower_dense(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: 
     if hp["use_bias"]:
         bias = b.weight("bias", TensorType(dt, (units,)), hp["bias_initializer"], loc)
         y = b.node("Add", [y, bias], out_type, loc)
-    return lw.apply_layer(hp["activation"], [y], b, loc)
+    return ctx.apply(hp["activation"], [y], b, loc)
 
 
-def lower_dropout(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+def lower_dropout(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
     if not 0 <= hp["rate"] < 1:
         raise error(loc, f"dropout rate must be in [0, 1), got {hp['rate']}")
     return xs[0]  # identity at inference, as in Keras
 
 
-def lower_batch_norm(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+def lower_batch_norm(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
     # Keras inference form over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta
     x = _float_input(xs[0], "batch_norm", loc)
     c, dt = _last_dim(x, "batch_norm", loc), x.type.dtype
@@ -129,7 +111,7 @@ def lower_batch_norm(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, 
     return b.node("Add", [scaled, beta], x.type, loc)
 
 
-def lower_layer_norm(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+def lower_layer_norm(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
     x = _float_input(xs[0], "layer_norm", loc)
     c, dt = _last_dim(x, "layer_norm", loc), x.type.dtype
     gamma = b.weight("gamma", TensorType(dt, (c,)), InitSpec("ones"), loc)
@@ -147,7 +129,7 @@ def _stat(b: BlockBuilder, hp: dict, key: str, init: str, c: int, dt: str, loc: 
     return b.const([float(v) for v in values], dt)
 
 
-def lower_normalization(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+def lower_normalization(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
     # Keras Normalization: (x - mean) / max(sqrt(variance), epsilon)
     x = _float_input(xs[0], "normalization", loc)
     c, dt = _last_dim(x, "normalization", loc), x.type.dtype
@@ -159,17 +141,17 @@ def lower_normalization(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dic
     return b.node("Div", [b.node("Sub", [x, mean], x.type, loc), std], x.type, loc)
 
 
-def lower_embedding(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+def lower_embedding(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
     x = xs[0]
     if x.type.dtype not in INT_DTYPES:
         raise error(loc, f"embedding expects integer indices (int32 or int64), got {x.type}")
-    dtype = lw.float_dtype or "float32"  # compile --dtype float16 casts the table too
+    dtype = ctx.float_dtype or "float32"  # compile --dtype float16 casts the table too
     table = b.weight("embeddings", TensorType(dtype, (hp["input_dim"], hp["output_dim"])),
                      hp["embeddings_initializer"], loc)
     return b.node("Gather", [table, x], TensorType(dtype, x.type.shape + (hp["output_dim"],)), loc, axis=0)
 
 
-def lower_flatten(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+def lower_flatten(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
     x = xs[0]
     if x.type.rank < 1:
         raise error(loc, f"flatten needs a batch axis, got {x.type}")
@@ -179,7 +161,7 @@ def lower_flatten(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc
     return b.node("Flatten", [x], TensorType(x.type.dtype, (x.type.shape[0], rest)), loc, axis=1)
 
 
-def lower_reshape_layer(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+def lower_reshape_layer(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
     # Keras Reshape: target_shape leaves out the batch axis; ONNX 0 copies it.
     x, target = xs[0], hp["shape"]
     if not isinstance(target, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in target):
@@ -191,7 +173,7 @@ def lower_reshape_layer(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dic
     return b.node("Reshape", [x, shape], TensorType(x.type.dtype, (x.type.shape[0], *rest)), loc)
 
 
-def lower_concat_layer(lw: "Lowerer", b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+def lower_concat_layer(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
     return lower_concat(b, loc, *xs, axis=hp["axis"])
 
 
@@ -200,19 +182,31 @@ def _layer(name: str, lower: Callable[..., Value], doc: str, *hparams: tuple[str
     return BuiltinLayer(name, list(hparams), lower, doc, variadic)
 
 
+def _function_layer(name: str, function: str | None = None) -> BuiltinLayer:
+    """The layer of a built-in function: its hyperparameters are the function's after x, with its defaults."""
+    fn = FUNCTIONS[function or name]
+    assert fn.lower is not None
+    lower_fn = fn.lower
+
+    def lower(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+        return lower_fn(b, loc, _float_input(xs[0], function or name, loc), **hp)
+    hparams = [(p, type(fn.defaults[p]).__name__, fn.defaults[p]) for p in fn.params[1:]]
+    return _layer(name, lower, fn.doc, *hparams)
+
+
 _ACTIVATIONS = [
     _layer("linear", lower_linear, "identity"),
-    _layer("relu", _activation("Relu"), "max(x, 0)"),
+    _function_layer("relu"),
     _layer("elu", _activation("Elu", alpha=1.0), "x if x > 0 else alpha * (exp(x) - 1)", ("alpha", "float", 1.0)),
     _layer("selu", _activation("Selu", alpha=SELU_ALPHA, gamma=SELU_SCALE), "scaled elu (Keras constants)"),
-    _layer("sigmoid", _activation("Sigmoid"), "1 / (1 + exp(-x))"),
-    _layer("tanh", _activation("Tanh"), "hyperbolic tangent"),
-    _layer("softmax", lower_softmax_layer, "exp(x) / sum(exp(x), axis)", ("axis", "int", -1)),
-    _layer("softplus", _activation("Softplus"), "log(1 + exp(x))"),
+    _function_layer("sigmoid"),
+    _function_layer("tanh"),
+    _function_layer("softmax"),
+    _function_layer("softplus"),
     _layer("softsign", _activation("Softsign"), "x / (1 + |x|)"),
     _layer("gelu", lower_gelu, "x * 0.5 * (1 + erf(x / sqrt 2))"),
     _layer("silu", lower_silu, "x * sigmoid(x)"),
-    _layer("exponential", _activation("Exp"), "exp(x)"),
+    _function_layer("exponential", "exp"),
     _layer("leaky_relu", _activation("LeakyRelu", alpha=0.2), "x if x > 0 else alpha * x", ("alpha", "float", 0.2)),
 ]
 
@@ -236,4 +230,3 @@ _LAYERS = [
 ]
 
 BUILTIN_LAYERS: dict[str, BuiltinLayer] = {layer.name: layer for layer in _ACTIVATIONS + _LAYERS}
-ACTIVATIONS = tuple(layer.name for layer in _ACTIVATIONS)

@@ -12,33 +12,17 @@ from typing import Any
 
 from . import ir
 from . import nodes as N
+from .arguments import bind_arguments
 from .builder import BlockBuilder
-from .layers import BUILTIN_LAYERS, INITIALIZER_ALIASES, INITIALIZER_ARGS, INITIALIZER_PARAMS, REQUIRED, BuiltinLayer
-from .ops import FUNCTIONS, INT64_MAX, DtypeName, article, binary, call_function, describe, is_tensor, unary
+from .initializers import INITIALIZERS, bind_initializer
+from .layers import BUILTIN_LAYERS, REQUIRED, BuiltinLayer, LayerContext
+from .operators import binary, unary
+from .ops import CONSTANTS, FUNCTIONS, call_function
 from .source import CheckError, Diagnostic, Span, did_you_mean, error
-from .types import DTYPES, FLOAT_DTYPES, Dim, TensorType, show_dim
+from .types import DTYPES, FLOAT_DTYPES, INT64_MAX, Dim, TensorType, show_dim
+from .values import POISON, DtypeName, LayerVal, article, describe, is_tensor
 
 MAX_ERRORS = 20
-
-
-class Poison:
-    """The value of a statement that failed: later uses stay quiet instead of cascading."""
-
-
-POISON = Poison()
-
-
-@dataclass(frozen=True)
-class LayerVal:
-    """A layer with (some of) its hyperparameters bound: `dense(4)`, `relu`, `residual(30)`."""
-
-    layer: N.Definition | BuiltinLayer
-    hparams: tuple[tuple[str, Any], ...] = ()
-    explicit_name: str | None = None
-
-    @property
-    def name(self) -> str:
-        return self.layer.name
 
 
 @dataclass
@@ -60,6 +44,7 @@ class Lowerer:
     def __init__(self, definitions: dict[str, N.Definition], float_dtype: str | None = None):
         self.definitions = definitions
         self.float_dtype = float_dtype  # compile --dtype: float32 model inputs become this
+        self.context = LayerContext(self.apply_layer, float_dtype)
         self.cache: dict[tuple, ir.Block] = {}
         self.building: list[str] = []
         self.main: BlockBuilder | None = None
@@ -126,8 +111,6 @@ class Lowerer:
                     env.values[stmt.name] = self.eval(stmt.value, env, b)
                 elif isinstance(stmt, N.ParamDecl):
                     env.values[stmt.name] = self.declare_param(stmt, env, b)
-                else:
-                    raise error(stmt.loc, f"'state' belongs in a metric, not in a {d.kind}")
             except CheckError as err:
                 if diagnostics is None:
                     raise
@@ -173,6 +156,7 @@ class Lowerer:
         return self.lookup(e.id, e.loc, env)
 
     def lookup(self, name: str, loc: Span, env: Env) -> Any:
+        """The value of a name check.py has resolved: local, then the definitions, then the built-in tables."""
         if name in env.values:
             return env.values[name]
         if name in self.definitions and self.definitions[name].kind == "layer":
@@ -181,14 +165,15 @@ class Lowerer:
             raise error(loc, f"'{name}' is a {self.definitions[name].kind}, not a layer")
         if name in BUILTIN_LAYERS:
             return LayerVal(BUILTIN_LAYERS[name])
-        if name in INITIALIZER_ARGS:
+        if name in INITIALIZERS:
             return ir.InitSpec(name)
         if name in DTYPES:
             return DtypeName(name)
+        if name in CONSTANTS:
+            return CONSTANTS[name]
         if name in FUNCTIONS:
             raise error(loc, f"'{name}' is a function: call it, as {name}(x)")
-        known = [*env.values, *self.definitions, *BUILTIN_LAYERS, *FUNCTIONS, *INITIALIZER_ARGS]
-        raise error(loc, f"undefined name '{name}'{did_you_mean(name, known)}")
+        raise error(loc, f"internal error: '{name}' has no value here, yet passed the checks")
 
     def eval_Binary(self, e: N.Binary, env: Env, b: BlockBuilder) -> Any:
         left, right = self.eval(e.left, env, b), self.eval(e.right, env, b)
@@ -203,12 +188,7 @@ class Lowerer:
     def eval_args(self, args: list[N.Expr], kwargs: list[N.Keyword], env: Env,
                   b: BlockBuilder) -> tuple[list[Any], dict[str, Any]]:
         values = [self.eval(a, env, b) for a in args]
-        named: dict[str, Any] = {}
-        for k in kwargs:
-            if k.name in named:
-                raise error(k.loc, f"keyword '{k.name}' is given twice")
-            named[k.name] = self.eval(k.value, env, b)
-        return values, named
+        return values, {k.name: self.eval(k.value, env, b) for k in kwargs}  # check.py refuses a repeated one
 
     def eval_Call(self, e: N.Call, env: Env, b: BlockBuilder) -> Any:
         args, kwargs = self.eval_args(e.args, e.kwargs, env, b)
@@ -222,7 +202,7 @@ class Lowerer:
         if func is POISON:
             return POISON
         if isinstance(func, ir.InitSpec):
-            return self.initializer(func.name, args, kwargs, e.loc)
+            return bind_initializer(func.name, args, kwargs, e.loc)
         if not isinstance(func, LayerVal):
             raise error(e.func.loc, f"cannot call {describe(func)}; expected a layer or a function")
         return self.call_layer(func, args, kwargs, b, e.loc)
@@ -246,28 +226,6 @@ class Lowerer:
             raise error(loc, f"{lv.name}(): give tensors first and only as inputs, hyperparameters after")
         return self.bind(lv, args, kwargs, loc, explicit)
 
-    def initializer(self, name: str, args: list[Any], kwargs: dict[str, Any], loc: Span) -> ir.InitSpec:
-        """`constant(0.1)`, `random_normal(mean=0, stddev=0.1)`: Keras' argument names and defaults."""
-        names = INITIALIZER_PARAMS.get(name, ())
-        kwargs = {INITIALIZER_ALIASES.get(k, k): v for k, v in kwargs.items()}
-        values = list(INITIALIZER_ARGS[name])
-        if len(args) > len(names):
-            raise error(loc, f"{name} takes {len(names)} argument{'s' * (len(names) != 1)}"
-                             f"{' (' + ', '.join(names) + ')' if names else ''}, got {len(args)}")
-        given = dict(zip(names, args))
-        for k, v in kwargs.items():
-            if k not in names or k in given:
-                raise error(loc, f"{name} has no argument '{k}'{did_you_mean(k, names)}" if k not in names
-                            else f"{name} got '{k}' twice")
-            given[k] = v
-        for i, k in enumerate(names):
-            if k in given:
-                v = given[k]
-                if not isinstance(v, (int, float)) or isinstance(v, bool):
-                    raise error(loc, f"{name} argument '{k}' must be a number, got {describe(v)}")
-                values[i] = float(v)
-        return ir.InitSpec(name, tuple(values))
-
     def eval_Pipe(self, e: N.Pipe, env: Env, b: BlockBuilder) -> Any:
         x = self.eval(e.value, env, b)
         if x is POISON:
@@ -278,9 +236,7 @@ class Lowerer:
 
     def apply_stage(self, st: N.Stage, x: Any, env: Env, b: BlockBuilder) -> Any:
         """Apply a stage to a tensor, or to the tensors a multi-output layer returned (its inputs, in order)."""
-        if isinstance(st, N.Repeat):
-            if st.count < 1:
-                raise error(st.loc, f"repeat count must be at least 1, got {st.count}")
+        if isinstance(st, N.Repeat):  # a count below 1: check.py has reported it
             if not st.shared:
                 for _ in range(st.count):
                     x = self.apply_stage(st.stage, x, env, b)
@@ -400,27 +356,16 @@ class Lowerer:
     def bind(self, lv: LayerVal, args: list[Any], kwargs: dict[str, Any], loc: Span,
              explicit: str | None) -> LayerVal:
         sig = self.signature(lv.layer)
-        names = [n for n, _, _ in sig]
-        bound = dict(lv.hparams)
-        if len(args) > len(sig):
-            raise error(loc, f"{lv.name} takes {len(sig)} hyperparameter{'s' * (len(sig) != 1)}"
-                             f"{' (' + ', '.join(names) + ')' if names else ''}, got {len(args)}")
-        for (name, _, _), value in zip(sig, args):
-            bound[name] = value
-        for name, value in kwargs.items():
-            if name not in names:
-                raise error(loc, f"{lv.name} has no hyperparameter '{name}'{did_you_mean(name, names)}")
-            if name in dict(zip(names[:len(args)], args)):
-                raise error(loc, f"{lv.name} got '{name}' twice")
-            bound[name] = value
+        given = bind_arguments(lv.name, [n for n, _, _ in sig], args, kwargs, loc, noun="hyperparameter")
+        bound = {**dict(lv.hparams), **given}
         for name, kind, _ in sig:
             if name in bound:
                 bound[name] = self.coerce(bound[name], kind, f"{lv.name} hyperparameter '{name}'", loc)
         return LayerVal(lv.layer, tuple(bound.items()), explicit)
 
     def coerce(self, value: Any, kind: str, what: str, loc: Span) -> Any:
-        if kind == "layer" and isinstance(value, str):
-            value = self.lookup(value, loc, Env())
+        if kind == "layer" and isinstance(value, str):  # activation="tanh"
+            value = self.layer_named(value, loc)
         ok = {
             "int": isinstance(value, int) and not isinstance(value, bool),
             "float": isinstance(value, (int, float)) and not isinstance(value, bool),
@@ -433,6 +378,14 @@ class Lowerer:
         if not ok:
             raise error(loc, f"{what} expects {article(kind)} {kind}, got {describe(value)}")
         return float(value) if kind == "float" else value
+
+    def layer_named(self, name: str, loc: Span) -> LayerVal:
+        if name in self.definitions and self.definitions[name].kind == "layer":
+            return LayerVal(self.definitions[name])
+        if name in BUILTIN_LAYERS:
+            return LayerVal(BUILTIN_LAYERS[name])
+        layers = [*BUILTIN_LAYERS, *(n for n, d in self.definitions.items() if d.kind == "layer")]
+        raise error(loc, f"unknown layer '{name}'{did_you_mean(name, layers)}")
 
     def complete(self, lv: LayerVal, loc: Span) -> dict[str, Any]:
         """All hyperparameters: bound ones, then defaults (a default may use earlier ones)."""
@@ -460,7 +413,7 @@ class Lowerer:
                 raise error(loc, f"{layer.name} takes one input, got {len(inputs)}")
             name = instance or b.instance_name(layer.name, lv.explicit_name, loc)
             with b.scope(name):
-                out = layer.lower(self, b, inputs, hp, loc)
+                out = layer.lower(self.context, b, inputs, hp, loc)
         else:
             name = instance or b.instance_name(layer.name, lv.explicit_name, loc)
             out = self.apply_user_layer(layer, hp, inputs, name, b, loc)
@@ -508,10 +461,8 @@ class Lowerer:
         if not is_tensor(x):
             raise error(loc, f"{d.name} input '{p.name}' must be a tensor, got {describe(x)}")
         spec = p.type
-        if spec is None:
+        if not isinstance(spec, N.TensorTypeSpec):  # untyped (a scalar type: check.py has reported it)
             return
-        if not isinstance(spec, N.TensorTypeSpec):
-            raise error(p.loc, f"layer input '{p.name}' needs a tensor type such as [batch, n], not '{spec.name}'")
         dims = [dim.value for dim in spec.dims]
         fixed = dims[1:] if dims and dims[0] == "..." else dims
         shape = x.type.shape

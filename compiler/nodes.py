@@ -1,8 +1,8 @@
 """AST of a .model file: one dataclass per grammar rule, each with its source span."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Union
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any, Union
 
 from .source import Span
 
@@ -202,3 +202,37 @@ class Program:
     file: str
     imports: list[Import] = field(default_factory=list)
     definitions: list[Definition] = field(default_factory=list)
+
+
+# --- to and from JSON (the prelude ships checked, as runtime/prelude.json) -------------------------
+NODE_TYPES: dict[str, type] = {cls.__name__: cls for cls in (
+    Number, String, Bool, Name, ListExpr, Binary, Unary, Keyword, Call, Slice, EllipsisIndex, Index, StageRef,
+    Repeat, Pipe, Dim, ScalarType, TensorTypeSpec, Param, Assign, ParamDecl, StateDecl, Return, Import,
+    Definition)}
+
+
+def to_json(value: Any) -> Any:
+    """A node as JSON data: {"_": its class, field: value, ...}; a span as [line, col, end_line, end_col]
+    (the file is the one the nodes are read back for). No pickle: the data names only node classes."""
+    if isinstance(value, Span):
+        return [value.line, value.col, value.end_line, value.end_col]
+    if is_dataclass(value):
+        return {"_": type(value).__name__, **{f.name: to_json(getattr(value, f.name)) for f in fields(value)}}
+    if isinstance(value, list):
+        return [to_json(v) for v in value]
+    return value
+
+
+def from_json(data: Any, file: str) -> Any:
+    """The nodes of `to_json(nodes)`, their spans in `file`."""
+    if isinstance(data, list):
+        return [from_json(v, file) for v in data]
+    if not isinstance(data, dict):
+        return data
+    cls = NODE_TYPES[data["_"]]
+    values = {}
+    for f in fields(cls):
+        raw = data[f.name]
+        is_span = "Span" in str(f.type) and raw is not None  # loc, name_loc
+        values[f.name] = Span(file, *raw) if is_span else from_json(raw, file)
+    return cls(**values)

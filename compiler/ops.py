@@ -1,175 +1,36 @@
-"""One table: each operator and built-in function -> its typing rule and ONNX op(s).
+"""One table of the built-in functions: each with its parameters, its ONNX lowering (typing rule included)
+and its numpy implementation, for a metric's final part; and the constants every stage knows.
 
-Every entry checks its operands (dtype, shape) and appends nodes through the
-BlockBuilder, so the shapes the checker reports are the shapes ONNX will see.
+Every lowering checks its operands (dtype, shape) and appends nodes through the BlockBuilder, so the
+shapes the checker reports are the shapes ONNX will see.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from . import numpy_ops as npo
+from .arguments import bind_keywords
 from .builder import BlockBuilder
 from .ir import Value
-from .source import Span, did_you_mean, error
-from .types import (FLOAT_DTYPES, INT_DTYPES, ShapeError, TensorType, broadcast,
-                    matmul_shape, normalize_axis, product, show_shape)
-
-INT64_MAX = 2**63 - 1
-Scalar = (int, float, bool)
-
-
-def is_tensor(v: Any) -> bool:
-    return isinstance(v, Value)
-
-
-def describe(v: Any) -> str:
-    if is_tensor(v):
-        return f"tensor {v.type}"
-    if isinstance(v, tuple):
-        return f"{len(v)} tensors (a multi-output layer's; pick one with [i])"
-    if isinstance(v, DtypeName):
-        return f"the dtype {v}"
-    kind = type(v).__name__
-    if kind == "InitSpec":
-        return f"the initializer {v.name}"
-    if kind == "LayerVal":
-        return f"the layer {v.name}"
-    return {bool: "bool", int: "int", float: "float", str: "str"}.get(type(v), type(v).__name__)
-
-
-def article(word: str) -> str:
-    return "an" if word[:1] in "aeiou" else "a"
-
-
-def as_tensor(b: BlockBuilder, v: Any, dtype: str, loc: Span | None) -> Value:
-    """A literal or hyperparameter takes the dtype of the tensor it meets."""
-    if is_tensor(v):
-        return v
-    if isinstance(v, bool):
-        if dtype != "bool":
-            raise error(loc, f"a bool cannot meet {article(dtype)} {dtype} tensor")
-        return b.const(v, dtype)
-    if isinstance(v, int):
-        if dtype == "bool":
-            raise error(loc, f"the number {v} cannot meet a bool tensor")
-        return b.const(float(v) if dtype in FLOAT_DTYPES else v, dtype)
-    if isinstance(v, float):
-        if dtype not in FLOAT_DTYPES:
-            raise error(loc, f"the float {v} cannot meet {article(dtype)} {dtype} tensor; use cast()")
-        return b.const(v, dtype)
-    raise error(loc, f"expected a tensor or a number, got {describe(v)}")
-
-
-def unify(b: BlockBuilder, operands: list[Any], loc: Span | None, what: str) -> list[Value]:
-    """Tensors must share a dtype; literals take it."""
-    tensors = [v for v in operands if is_tensor(v)]
-    if not tensors:
-        raise error(loc, f"{what} needs at least one tensor operand")
-    dtype = tensors[0].type.dtype
-    for t in tensors[1:]:
-        if t.type.dtype != dtype:
-            raise error(loc, f"{what} of {tensors[0].type} and {t.type}: dtypes differ; use cast(x, {dtype})")
-    return [as_tensor(b, v, dtype, loc) for v in operands]
-
-
-def _broadcast(shapes: list, loc: Span | None) -> tuple:
-    try:
-        return broadcast(*shapes)
-    except ShapeError as e:
-        raise error(loc, str(e)) from None
-
-
-# --- operators -------------------------------------------------------------
-ARITH = {"+": "Add", "-": "Sub", "*": "Mul", "/": "Div", "**": "Pow"}
-COMPARE = {"<": "Less", "<=": "LessOrEqual", ">": "Greater", ">=": "GreaterOrEqual", "==": "Equal"}
-LOGIC = {"and": "And", "or": "Or"}
-
-
-def fold(op: str, a: Any, c: Any) -> Any:
-    """Operators on two scalars fold at compile time, as Python computes them, within int64 and float64.
-
-    Raises ValueError with the message for the user (ZeroDivisionError for a division by zero).
-    """
-    import math
-    import operator as o
-    table = {"+": o.add, "-": o.sub, "*": o.mul, "/": o.truediv, "**": o.pow, "<": o.lt, "<=": o.le,
-             ">": o.gt, ">=": o.ge, "==": o.eq, "!=": o.ne, "and": lambda x, y: x and y,
-             "or": lambda x, y: x or y}
-    if op == "**" and isinstance(a, int) and isinstance(c, int) and abs(a) > 1 and c > 0 \
-            and c * math.log2(abs(a)) > 64:  # decide before computing: 9 ** 9 ** 9 would never finish
-        raise ValueError(f"'**' of {a} and {c} is too large for int64")
-    try:
-        result = table[op](a, c)
-    except OverflowError:
-        raise ValueError(f"'{op}' of {a} and {c} is too large for float64") from None
-    if isinstance(result, complex):
-        raise ValueError(f"'{op}' of {a} and {c} has no real value")
-    if isinstance(result, int) and not isinstance(result, bool) and not -2**63 <= result < 2**63:
-        raise ValueError(f"'{op}' of {a} and {c} is too large for int64")
-    return result
-
-
-def binary(b: BlockBuilder, op: str, a: Any, c: Any, loc: Span | None) -> Any:
-    if any(not is_tensor(v) and not isinstance(v, Scalar) for v in (a, c)):
-        raise error(loc, f"'{op}' cannot combine {describe(a)} and {describe(c)}")
-    if not is_tensor(a) and not is_tensor(c):
-        if not isinstance(a, Scalar) or not isinstance(c, Scalar) or op == "@":
-            raise error(loc, f"'{op}' cannot combine {describe(a)} and {describe(c)}")
-        try:
-            return fold(op, a, c)
-        except ZeroDivisionError:
-            raise error(loc, "division by zero") from None
-        except ValueError as e:
-            raise error(loc, str(e)) from None
-    x, y = unify(b, [a, c], loc, f"'{op}'")
-    dtype = x.type.dtype
-    if op == "@":
-        if dtype == "bool":
-            raise error(loc, "'@' needs numeric tensors, got bool")
-        try:
-            return b.node("MatMul", [x, y], TensorType(dtype, matmul_shape(x.type.shape, y.type.shape)), loc)
-        except ShapeError as e:
-            raise error(loc, f"{e}") from None
-    shape = _broadcast([x.type.shape, y.type.shape], loc)
-    if op in LOGIC:
-        if dtype != "bool":
-            raise error(loc, f"'{op}' needs bool tensors, got {x.type}; compare first (x > 0)")
-        return b.node(LOGIC[op], [x, y], TensorType("bool", shape), loc)
-    if dtype == "bool" and op in ("<", "<=", ">", ">="):
-        raise error(loc, f"'{op}' orders numbers, got {x.type}; compare bools with == or !=")
-    if op in COMPARE or op == "!=":
-        out = b.node(COMPARE.get(op, "Equal"), [x, y], TensorType("bool", shape), loc)
-        return b.node("Not", [out], out.type, loc) if op == "!=" else out
-    if dtype == "bool":
-        raise error(loc, f"'{op}' needs numeric tensors, got {x.type}; use cast(x, float32)")
-    if op == "/" and dtype in INT_DTYPES:  # numpy and Keras divide ints to floats; say so instead of truncating
-        raise error(loc, f"'/' of {x.type} would truncate; use cast(x, float32) / ... for true division")
-    return b.node(ARITH[op], [x, y], TensorType(dtype, shape), loc)
-
-
-def unary(b: BlockBuilder, op: str, a: Any, loc: Span | None) -> Any:
-    if not is_tensor(a):
-        if op == "not" and isinstance(a, bool):
-            return not a
-        if op == "-" and isinstance(a, (int, float)) and not isinstance(a, bool):
-            return -a
-        raise error(loc, f"'{op}' cannot apply to {describe(a)}")
-    if op == "not":
-        if a.type.dtype != "bool":
-            raise error(loc, f"'not' needs a bool tensor, got {a.type}")
-        return b.node("Not", [a], a.type, loc)
-    if a.type.dtype == "bool":
-        raise error(loc, f"'-' needs a numeric tensor, got {a.type}")
-    return b.node("Neg", [a], a.type, loc)
-
+from .operators import as_tensor, binary, broadcast_at, unify
+from .source import Span, error
+from .types import FLOAT_DTYPES, INT_DTYPES, ShapeError, TensorType, normalize_axis, product, show_shape
+from .values import DtypeName, describe, is_tensor
 
 # --- built-in functions ----------------------------------------------------
-@dataclass
+@dataclass(frozen=True)
 class Function:
-    params: tuple[str, ...]          # positional-or-keyword parameter names, "*" for varargs
+    params: tuple[str, ...]               # positional-or-keyword parameter names, "*" for varargs
     defaults: dict[str, Any]
-    lower: Callable[..., Any]
+    lower: Callable[..., Any] | None      # (builder, loc, *args, **kwargs) -> Value; None: final part only
+    numpy: Callable[..., Any] | None      # on merged states, in a metric's final part; None: per batch only
     doc: str
+
+    @property
+    def keywords(self) -> list[str]:
+        return [p for p in self.params if p != "*"] + [k for k in self.defaults if k not in self.params]
 
 
 def _tensor_arg(v: Any, fn: str, loc: Span | None, float_only: bool = False) -> Value:
@@ -235,7 +96,7 @@ def _min_max(reduce_op: str, elementwise_op: str, name: str) -> Callable:
             raise error(loc, f"{name}() of several operands is element-wise and takes no axis= or keepdims=; "
                              f"reduce one tensor: {name}(x, axis=...)")
         operands = unify(b, list(args), loc, f"{name}()")
-        shape = _broadcast([o.type.shape for o in operands], loc)
+        shape = broadcast_at([o.type.shape for o in operands], loc)
         return b.node(elementwise_op, operands, TensorType(operands[0].type.dtype, shape), loc)
     return lower
 
@@ -250,7 +111,7 @@ def lower_where(b: BlockBuilder, loc: Span | None, cond: Any, x: Any, y: Any) ->
     if cond.type.dtype != "bool":
         raise error(loc, f"where() condition must be bool, got {cond.type}")
     x, y = unify(b, [x, y], loc, "where()")
-    shape = _broadcast([cond.type.shape, x.type.shape, y.type.shape], loc)
+    shape = broadcast_at([cond.type.shape, x.type.shape, y.type.shape], loc)
     return b.node("Where", [cond, x, y], TensorType(x.type.dtype, shape), loc)
 
 
@@ -336,38 +197,6 @@ def lower_concat(b: BlockBuilder, loc: Span | None, *args: Any, axis: int = -1) 
     return b.node("Concat", tensors, TensorType(tensors[0].type.dtype, tuple(shape)), loc, axis=ax)
 
 
-class DtypeName(str):
-    """A dtype used as a value: cast(x, float16)."""
-
-
-FUNCTIONS: dict[str, Function] = {
-    "exp": Function(("x",), {}, _elementwise("Exp", "exp"), "e ** x"),
-    "log": Function(("x",), {}, _elementwise("Log", "log"), "natural logarithm"),
-    "sqrt": Function(("x",), {}, _elementwise("Sqrt", "sqrt"), "square root"),
-    "abs": Function(("x",), {}, _elementwise("Abs", "abs"), "absolute value"),
-    "tanh": Function(("x",), {}, _elementwise("Tanh", "tanh"), "hyperbolic tangent"),
-    "sigmoid": Function(("x",), {}, _elementwise("Sigmoid", "sigmoid"), "1 / (1 + exp(-x))"),
-    "relu": Function(("x",), {}, _elementwise("Relu", "relu"), "max(x, 0)"),
-    "softplus": Function(("x",), {}, _elementwise("Softplus", "softplus"), "log(1 + exp(x))"),
-    "softmax": Function(("x", "axis"), {"axis": -1}, lower_softmax, "exp(x) / sum(exp(x), axis)"),
-    "where": Function(("cond", "x", "y"), {}, lower_where, "x where cond else y"),
-    "clip": Function(("x", "lo", "hi"), {}, lower_clip, "x limited to [lo, hi]"),
-    "min": Function(("*",), {"axis": None, "keepdims": False}, _min_max("ReduceMin", "Min", "min"),
-                    "min(x, axis=) reduces; min(a, b) is element-wise"),
-    "max": Function(("*",), {"axis": None, "keepdims": False}, _min_max("ReduceMax", "Max", "max"),
-                    "max(x, axis=) reduces; max(a, b) is element-wise"),
-    "sum": Function(("x", "axis", "keepdims"), {"axis": None, "keepdims": False}, _reduce("ReduceSum", "sum"),
-                    "sum over axis (all axes by default)"),
-    "mean": Function(("x", "axis", "keepdims"), {"axis": None, "keepdims": False},
-                     _reduce("ReduceMean", "mean"), "mean over axis (all axes by default)"),
-    "argmax": Function(("x", "axis", "keepdims"), {"axis": -1, "keepdims": False}, lower_argmax,
-                       "index of the largest value along axis (int64)"),
-    "reshape": Function(("x", "shape"), {}, lower_reshape, "numpy reshape; one -1 is inferred"),
-    "transpose": Function(("x", "perm"), {"perm": None}, lower_transpose, "permute axes (reverse by default)"),
-    "cast": Function(("x", "dtype"), {}, lower_cast, "convert to dtype"),
-    "concat": Function(("*",), {"axis": -1}, lower_concat, "join tensors along axis"),
-}
-
 def lower_classes(b: BlockBuilder, loc: Span | None, y: Any, threshold: Any = 0.5) -> Value:
     """Predicted class labels (int64): argmax over class scores, or `y > threshold` for one score."""
     y = _tensor_arg(y, "classes", loc)
@@ -410,7 +239,6 @@ def lower_score_bin(b: BlockBuilder, loc: Span | None, p: Any, bins: Any, spacin
     if spacing == "uniform":
         x = lower_clip(b, loc, x, 0.0, 1.0)
     else:
-        import math
         x = lower_clip(b, loc, x, LOGIT_EPSILON, 1.0 - LOGIT_EPSILON)
         x = b.node("Log", [binary(b, "/", x, binary(b, "-", 1.0, x, loc), loc)], t64, loc)
         limit = math.log((1.0 - LOGIT_EPSILON) / LOGIT_EPSILON)
@@ -421,37 +249,72 @@ def lower_score_bin(b: BlockBuilder, loc: Span | None, p: Any, bins: Any, spacin
     return index
 
 
-FUNCTIONS.update({
-    "classes": Function(("y", "threshold"), {"threshold": 0.5}, lower_classes,
-                        "class labels: argmax of class scores, or y > threshold"),
-    "gather": Function(("x", "index"), {}, lower_gather, "x[..., index] for each row"),
-    "expand_dims": Function(("x", "axis"), {}, lower_expand_dims, "insert an axis of size 1"),
-    "score_bin": Function(("p", "bins", "spacing"), {"spacing": "uniform"}, lower_score_bin,
-                          "histogram bin of a score in [0, 1]"),
-})
+def _f(params: tuple[str, ...], lower: Callable | None, numpy: Callable | None, doc: str,
+       **defaults: Any) -> Function:
+    return Function(params, defaults, lower, numpy, doc)
 
-# Only meaningful in metric bodies (issue: runtime metrics); listed so names resolve.
-METRIC_FUNCTIONS = ("count", "bincount", "cumsum", "trapz", "nan")
+
+def _unary(onnx_op: str, name: str, numpy: Callable | None, doc: str) -> Function:
+    return Function(("x",), {}, _elementwise(onnx_op, name), numpy, doc)
+
+
+REDUCE = {"axis": None, "keepdims": False}
+
+# The one table of built-in functions. An activation that is also a layer (relu, softmax, ...) is
+# defined here; layers.py derives its layer from this entry.
+FUNCTIONS: dict[str, Function] = {
+    "exp": _unary("Exp", "exp", npo.numpy_function("exp"), "e ** x"),
+    "log": _unary("Log", "log", npo.numpy_function("log"), "natural logarithm"),
+    "sqrt": _unary("Sqrt", "sqrt", npo.numpy_function("sqrt"), "square root"),
+    "abs": _unary("Abs", "abs", npo.numpy_function("abs"), "absolute value"),
+    "tanh": _unary("Tanh", "tanh", npo.numpy_function("tanh"), "hyperbolic tangent"),
+    "sigmoid": _unary("Sigmoid", "sigmoid", npo.sigmoid, "1 / (1 + exp(-x))"),
+    "relu": _unary("Relu", "relu", None, "max(x, 0)"),
+    "softplus": _unary("Softplus", "softplus", None, "log(1 + exp(x))"),
+    "softmax": _f(("x", "axis"), lower_softmax, None, "exp(x) / sum(exp(x), axis)", axis=-1),
+    "where": _f(("cond", "x", "y"), lower_where, npo.where, "x where cond else y"),
+    "clip": _f(("x", "lo", "hi"), lower_clip, npo.clip, "x limited to [lo, hi]"),
+    "min": _f(("*",), _min_max("ReduceMin", "Min", "min"), npo.min_max("min", "minimum"),
+              "min(x, axis=) reduces; min(a, b) is element-wise", **REDUCE),
+    "max": _f(("*",), _min_max("ReduceMax", "Max", "max"), npo.min_max("max", "maximum"),
+              "max(x, axis=) reduces; max(a, b) is element-wise", **REDUCE),
+    "sum": _f(("x", "axis", "keepdims"), _reduce("ReduceSum", "sum"), npo.reduction("sum"),
+              "sum over axis (all axes by default)", **REDUCE),
+    "mean": _f(("x", "axis", "keepdims"), _reduce("ReduceMean", "mean"), npo.reduction("mean"),
+               "mean over axis (all axes by default)", **REDUCE),
+    "argmax": _f(("x", "axis", "keepdims"), lower_argmax, npo.argmax,
+                 "index of the largest value along axis (int64)", axis=-1, keepdims=False),
+    "reshape": _f(("x", "shape"), lower_reshape, npo.reshape, "numpy reshape; one -1 is inferred"),
+    "transpose": _f(("x", "perm"), lower_transpose, npo.transpose, "permute axes (reverse by default)", perm=None),
+    "cast": _f(("x", "dtype"), lower_cast, npo.cast, "convert to dtype"),
+    "concat": _f(("*",), lower_concat, npo.concat, "join tensors along axis", axis=-1),
+    "classes": _f(("y", "threshold"), lower_classes, None, "class labels: argmax of class scores, or y > threshold",
+                  threshold=0.5),
+    "gather": _f(("x", "index"), lower_gather, None, "x[..., index] for each row"),
+    "expand_dims": _f(("x", "axis"), lower_expand_dims, None, "insert an axis of size 1"),
+    "score_bin": _f(("p", "bins", "spacing"), lower_score_bin, None, "histogram bin of a score in [0, 1]",
+                    spacing="uniform"),
+    # only on merged states, after a metric's states
+    "cumsum": _f(("x", "reverse"), None, npo.cumsum, "running sum (from the end with reverse=true)", reverse=False),
+    "trapz": _f(("y", "x"), None, npo.trapz, "trapezoidal integral of y over x"),
+}
+
+# Names of values every stage knows (the dtype names are values too: cast(x, float16)).
+CONSTANTS: dict[str, float] = {"nan": math.nan}
 
 
 def call_function(b: BlockBuilder, name: str, args: list[Any], kwargs: dict[str, Any], loc: Span | None) -> Any:
     fn = FUNCTIONS[name]
-    allowed = [p for p in fn.params if p != "*"] + list(fn.defaults)
-    for k in kwargs:
-        if k not in allowed:
-            raise error(loc, f"{name}() got an unexpected keyword '{k}'{did_you_mean(k, allowed)}")
+    assert fn.lower is not None, name  # check.py keeps final-only functions out of the per-batch part
+    callee = f"{name}()"
     if "*" in fn.params:
+        bind_keywords(callee, fn.keywords, {}, kwargs, loc)
         return fn.lower(b, loc, *args, **kwargs)
     if len(args) > len(fn.params):
         n = len(fn.params)
         raise error(loc, f"{name}() takes at most {n} argument{'s' * (n != 1)}, got {len(args)}")
-    bound = dict(zip(fn.params, args))
-    for k, v in kwargs.items():
-        if k in bound:
-            raise error(loc, f"{name}() got '{k}' twice")
-        bound[k] = v
+    bound = bind_keywords(callee, fn.params, dict(zip(fn.params, args)), kwargs, loc)
     missing = [p for p in fn.params if p not in bound and p not in fn.defaults]
     if missing:
         raise error(loc, f"{name}() is missing its argument '{missing[0]}' ({name}({', '.join(fn.params)}))")
     return fn.lower(b, loc, **bound)
-

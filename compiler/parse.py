@@ -11,11 +11,11 @@ from lark.visitors import Transformer_NonRecursive
 
 from . import nodes as N
 from .source import Diagnostic, Span, SyntaxErrorDiag
+from .types import INT64_MAX
 
 # Deeper trees get a diagnostic instead of a RecursionError later on: lower.py recurses up to three
 # frames per level (a list literal), which must stay well inside Python's default limit of 1000.
 MAX_DEPTH = 200
-INT64_MAX = 2**63 - 1  # integer literals are ONNX int64s
 
 # What each terminal is called in a message ("expected ')'", never "_RPAR").
 TERMINAL_NAMES = {
@@ -57,7 +57,7 @@ def describe_expected(terminals: set[str]) -> str:
 @lru_cache(maxsize=1)
 def parser() -> Lark:
     return Lark.open_from_package(
-        "modelc.grammar", "model.lark", parser="lalr", lexer="contextual",
+        "modelc.grammar", "model.lark", parser="lalr", lexer="contextual", start=["start", "metric_spec"],
         propagate_positions=True, maybe_placeholders=True, cache=True,
     )
 
@@ -68,10 +68,6 @@ def span_of(file: str, item: Any) -> Span:
         return Span(file, item.line or 1, item.column or 1, item.end_line or item.line or 1,
                     item.end_column or (item.column or 1) + len(item))
     return Span(file, item.line, item.column, item.end_line, item.end_column)
-
-
-def join(a: Span, b: Span) -> Span:
-    return Span(a.file, a.line, a.col, b.end_line, b.end_col)
 
 
 class ToAst(Transformer_NonRecursive):
@@ -99,6 +95,11 @@ class ToAst(Transformer_NonRecursive):
         for item in items:
             (program.imports if isinstance(item, N.Import) else program.definitions).append(item)
         return program
+
+    def metric_spec(self, meta: Any, items: list) -> N.StageRef:
+        name, arguments = items
+        args, kwargs = arguments if arguments is not None else (None, [])
+        return N.StageRef(self._loc(meta), str(name), args, kwargs)
 
     def import_def(self, meta: Any, items: list) -> N.Import:
         return N.Import(self._loc(meta), _unquote(items[1], self.file))
@@ -345,10 +346,19 @@ def _expected(err: UnexpectedInput) -> set[str]:
     return set(getattr(err, "expected", ()) or ())
 
 
+def parse_metric_spec(text: str) -> N.StageRef:
+    """A metric spec as given to --metric or modelc.metric(): `huber(threshold=2.0)`. Raises SyntaxErrorDiag."""
+    return _parse(text, "<metric>", "metric_spec")
+
+
 def parse_text(text: str, file: str = "<string>") -> N.Program:
     """Parse one file's text. Raises SyntaxErrorDiag with file:line:col."""
+    return _parse(text, file, "start")
+
+
+def _parse(text: str, file: str, start: str) -> Any:
     try:
-        tree = parser().parse(text)
+        tree = parser().parse(text, start=start)
     except UnexpectedInput as err:
         raise SyntaxErrorDiag(syntax_diagnostic(err, file, text)) from None
     deep = _tree_too_deep(tree, file)

@@ -1,4 +1,5 @@
-"""Write a model straight from its numpy weight buffers.
+"""Write a model straight from its weight buffers: the one way a .onnx file is written (modelc compile,
+modelc.save), atomically.
 
 The protobuf fields around the weights are laid out by hand, so a 1 GB model costs one pass over
 its bytes (as np.save does) instead of copies into a ModelProto and a SerializeToString of it.
@@ -12,9 +13,12 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import onnx
+from onnx import numpy_helper
 
-from .emit import ONNX_DTYPES
+from .files import atomic_write
 from .ir import WeightSlot
+from .source import user_error
+from .types import DTYPES
 
 GRAPH = onnx.ModelProto.DESCRIPTOR.fields_by_name["graph"].number               # 7
 INITIALIZER = onnx.GraphProto.DESCRIPTOR.fields_by_name["initializer"].number    # 5
@@ -49,16 +53,6 @@ def split_around(message: "onnx.ModelProto | onnx.GraphProto", number: int) -> t
     return low.SerializeToString(), high.SerializeToString()
 
 
-def _tensor_head(slot: WeightSlot, array: np.ndarray, external: tuple[str, int] | None) -> onnx.TensorProto:
-    tensor = onnx.TensorProto(name=slot.name, data_type=ONNX_DTYPES[slot.type.dtype], dims=array.shape)
-    if external is not None:
-        location, offset = external
-        tensor.data_location = onnx.TensorProto.EXTERNAL
-        for key, value in (("location", location), ("offset", str(offset)), ("length", str(array.nbytes))):
-            tensor.external_data.add(key=key, value=value)
-    return tensor
-
-
 def copy_except(message: Any, skip: str) -> Any:
     """A copy of a message without one (large) field, without copying that field first."""
     out = type(message)()
@@ -77,6 +71,8 @@ def copy_except(message: Any, skip: str) -> Any:
 
 
 Tensor = tuple[onnx.TensorProto, Any]  # an initializer without raw_data, and its bytes (None: external data)
+EXTERNAL_DATA_BYTES = 2**31 - 2**24  # a protobuf holds at most 2 GB: weights beyond this go to FILE.data
+INLINE_BYTES = 1024  # with external data, smaller tensors stay inline (onnx.save's size_threshold)
 
 
 def _write_protobuf(f: BinaryIO, model: onnx.ModelProto, graph: onnx.GraphProto, tensors: list[Tensor]) -> None:
@@ -104,59 +100,64 @@ def _write_protobuf(f: BinaryIO, model: onnx.ModelProto, graph: onnx.GraphProto,
     f.write(model_high)
 
 
-def write_model(path: str | os.PathLike, proto: onnx.ModelProto, slots: list[WeightSlot],
-                arrays: dict[str, np.ndarray], external: bool) -> None:
-    """Write `proto` (whose weights are still typed graph inputs) with the arrays as initializers, atomically."""
+def write_tensors(path: str | os.PathLike, model: onnx.ModelProto, graph: onnx.GraphProto,
+                  tensors: list[Tensor]) -> None:
+    """The one writer: `model` (without its graph) holding `graph` (without initializers) holding `tensors`,
+    atomically. Over EXTERNAL_DATA_BYTES in all, every tensor of INLINE_BYTES or more goes to PATH.data."""
     path = Path(path)
+    data_name = path.name + ".data"
+    external = sum(len(raw) for _, raw in tensors) > EXTERNAL_DATA_BYTES
+    layout: list[Tensor] = []
+    data: list[tuple[int, Any]] = []
+    end = 0
+    for head, raw in tensors:
+        if external and len(raw) >= INLINE_BYTES:
+            head.data_location = onnx.TensorProto.EXTERNAL
+            for key, value in (("location", data_name), ("offset", str(end)), ("length", str(len(raw)))):
+                head.external_data.add(key=key, value=value)
+            layout.append((head, None))
+            data.append((end, raw))
+            end = -(-(end + len(raw)) // ALIGN) * ALIGN
+        else:
+            layout.append((head, raw))
+    with atomic_write(path.with_name(data_name), path) as (tmp_data, tmp):
+        with open(tmp, "wb") as f:
+            _write_protobuf(f, model, graph, layout)
+        if data:
+            with open(tmp_data, "wb") as f:
+                for offset, raw in data:
+                    f.seek(offset)
+                    f.write(raw)
+                f.truncate(end)
+
+
+def write_model(path: str | os.PathLike, proto: onnx.ModelProto, slots: list[WeightSlot],
+                arrays: dict[str, np.ndarray]) -> None:
+    """Write `proto` (whose weights are still typed graph inputs) with the arrays as initializers."""
     names = {s.name for s in slots}
-    model = copy_except(proto, "graph")
     graph = copy_except(proto.graph, "input")
     graph.input.extend(i for i in proto.graph.input if i.name not in names)
-    buffers = [_little_endian_bytes(arrays[s.name]) for s in slots]
-    data_name = path.name + ".data"
-    offsets, end = [], 0
-    for b in buffers:
-        offsets.append(end)
-        end = -(-(end + len(b)) // ALIGN) * ALIGN
-    tensors = [(_tensor_head(s, arrays[s.name], (data_name, o) if external else None), None if external else b)
-               for s, b, o in zip(slots, buffers, offsets)]
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp_data = path.with_name(f".{data_name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            _write_protobuf(f, model, graph, tensors)
-        if external:
-            with open(tmp_data, "wb") as f:
-                for b, offset in zip(buffers, offsets):
-                    f.seek(offset)
-                    f.write(b)
-                f.truncate(end)
-            os.replace(tmp_data, path.with_name(data_name))
-        os.replace(tmp, path)
-    finally:
-        for t in (tmp, tmp_data):
-            if t.exists():
-                t.unlink()
+    tensors = [(onnx.TensorProto(name=s.name, data_type=DTYPES[s.type.dtype].onnx, dims=arrays[s.name].shape),
+                _little_endian_bytes(arrays[s.name])) for s in slots]
+    write_tensors(path, copy_except(proto, "graph"), graph, tensors)
 
 
-def write_attached(path: str | os.PathLike, proto: onnx.ModelProto) -> bool:
-    """Write a ModelProto whose weights are attached, taking each tensor's raw bytes as they are
-    instead of serializing the whole model in memory first. Byte for byte what onnx.save writes.
-    Returns False, writing nothing, when some initializer is not plain raw data."""
-    initializers = list(proto.graph.initializer)
-    if any(t.data_location != onnx.TensorProto.DEFAULT or not t.HasField("raw_data") for t in initializers):
-        return False
-    path = Path(path)
-    tensors = [(copy_except(t, "raw_data"), t.raw_data) for t in initializers]
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            _write_protobuf(f, copy_except(proto, "graph"), copy_except(proto.graph, "initializer"), tensors)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return True
+def write_attached(path: str | os.PathLike, proto: onnx.ModelProto) -> None:
+    """Write a ModelProto whose weights are attached, taking each tensor's raw bytes as they are instead of
+    serializing the whole model in memory first: byte for byte what onnx.save writes, up to 2 GB."""
+    tensors = [_initializer(t) for t in proto.graph.initializer]
+    write_tensors(path, copy_except(proto, "graph"), copy_except(proto.graph, "initializer"), tensors)
+
+
+def _initializer(t: onnx.TensorProto) -> Tensor:
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        raise user_error(f"cannot save the model: initializer '{t.name}' refers to external data that is not "
+                         "loaded; load the model with its external data first")
+    if t.HasField("raw_data"):
+        return copy_except(t, "raw_data"), t.raw_data
+    # typed fields (float_data, ...) become raw bytes, which every reader takes as the same tensor
+    head = onnx.TensorProto(name=t.name, data_type=t.data_type, dims=t.dims)
+    return head, _little_endian_bytes(numpy_helper.to_array(t))
 
 
 def _little_endian_bytes(array: np.ndarray) -> memoryview:

@@ -69,6 +69,11 @@ def error(span: Span | None, message: str) -> CheckError:
     return CheckError(Diagnostic(span, message))
 
 
+def user_error(message: str) -> ModelcError:
+    """The one helper for what the user must fix that has no place in a source file (a path, data, an option)."""
+    return ModelcError(Diagnostic(None, message))
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     match = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
     return f"; did you mean '{match[0]}'?" if match else ""
@@ -83,7 +88,7 @@ class SourceFiles:
     def line(self, span: Span | None) -> str | None:
         if span is None:
             return None
-        if span.file not in self.texts:  # a file read by another Program (an import, the metric prelude)
+        if span.file not in self.texts:  # a file loaded elsewhere (an --import, the metric prelude)
             try:
                 with open(span.file, encoding="utf-8") as f:
                     self.texts[span.file] = f.read()

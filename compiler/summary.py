@@ -4,9 +4,7 @@ from __future__ import annotations
 import io
 
 from . import ir
-from .types import show_shape
-
-DTYPE_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8, "int32": 4, "int64": 8, "bool": 1}
+from .types import DTYPES, show_shape
 
 
 def render_summary(model: ir.Model) -> str:
@@ -24,7 +22,7 @@ def render_summary(model: ir.Model) -> str:
         shape = show_shape(row.output.shape) if row.output else "?"
         table.add_row(escape(f"{row.path} ({row.layer})"), escape(shape), f"{row.params:,}")
     total = sum(_count(w) for w in model.graph.weights)
-    size = sum(_count(w) * DTYPE_BYTES[w.type.dtype] for w in model.graph.weights)
+    size = sum(_count(w) * DTYPES[w.type.dtype].itemsize for w in model.graph.weights)
     buf = io.StringIO()
     console = Console(file=buf, width=100, force_terminal=False, color_system=None)
     console.print(table)

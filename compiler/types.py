@@ -1,15 +1,64 @@
-"""Tensor types: a dtype and a shape whose dims are ints, named symbols or unknown."""
+"""Tensor types: the one dtype table, and shapes whose dims are ints, named symbols or unknown."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Union
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Dim = Union[int, str, None]  # 8, "batch", or unknown (None)
 Shape = tuple[Dim, ...]
+INT64_MAX = 2**63 - 1  # integer literals and indices are ONNX int64s
 
-DTYPES = ("float16", "bfloat16", "float32", "float64", "int32", "int64", "bool")
-FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
-INT_DTYPES = ("int32", "int64")
+
+@dataclass(frozen=True)
+class Dtype:
+    """How the language, numpy and ONNX each name one element type."""
+
+    name: str            # as written in a .model file; numpy's name too
+    onnx: int            # the onnx.TensorProto enum (fixed by the ONNX standard; a test compares them)
+    kind: str            # "float", "int" or "bool"
+    itemsize: int        # bytes per element
+    ml_dtypes: bool = False  # numpy knows the name only once ml_dtypes is imported
+
+
+# The one dtype table: everything else (check, lowering, emission, weights, the runtime) reads it.
+DTYPES: dict[str, Dtype] = {d.name: d for d in (
+    Dtype("float16", 10, "float", 2),
+    Dtype("bfloat16", 16, "float", 2, ml_dtypes=True),
+    Dtype("float32", 1, "float", 4),
+    Dtype("float64", 11, "float", 8),
+    Dtype("int32", 6, "int", 4),
+    Dtype("int64", 7, "int", 8),
+    Dtype("bool", 9, "bool", 1),
+)}
+FLOAT_DTYPES = tuple(n for n, d in DTYPES.items() if d.kind == "float")
+INT_DTYPES = tuple(n for n, d in DTYPES.items() if d.kind == "int")
+
+
+@lru_cache(maxsize=None)
+def numpy_dtype(name: str) -> "np.dtype":
+    """The numpy dtype of a table entry (numpy is imported here, so `modelc check` never loads it)."""
+    import numpy as np
+    if DTYPES[name].ml_dtypes:
+        import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy)
+    return np.dtype(name)
+
+
+def dtype_name(dtype: Any) -> str | None:
+    """The table's name for a numpy dtype (or anything np.dtype takes), or None when the table lacks it.
+
+        >>> import numpy as np; dtype_name(np.float32), dtype_name(np.dtype("uint8"))
+        ('float32', None)
+    """
+    import numpy as np
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        return None
+    return name if name in DTYPES and numpy_dtype(name) == np.dtype(dtype) else None
 
 
 class ShapeError(ValueError):

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .emit import NUMPY_DTYPES
 from .initializers import initialize
 from .ir import WeightSlot
 from .source import Diagnostic, WeightsError, did_you_mean
+from .types import numpy_dtype
 
 
 def read_weights(path: str) -> dict[str, np.ndarray]:
@@ -36,7 +36,7 @@ def bind_weights(slots: list[WeightSlot], path: str | None, seed: int, init_miss
     problems: list[Diagnostic] = []
     out: dict[str, np.ndarray] = {}
     for slot in slots:
-        dtype = NUMPY_DTYPES[slot.type.dtype]
+        dtype = numpy_dtype(slot.type.dtype)
         shape = tuple(int(d) for d in slot.type.shape)  # type: ignore[arg-type]
         if slot.name in given:
             array = given[slot.name]

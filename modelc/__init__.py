@@ -33,13 +33,13 @@ def evaluate(model: Any, data: Any, target: str, metrics: list[str], **options: 
     engine="dask" with client=Client(...) (or scheduler="tcp://host:8786", or workers=N for a local cluster)
     evaluates one partition per task on Dask; see docs/dask.md.
     """
-    from .runtime.evaluate import evaluate as _evaluate
+    from .runtime.engine import evaluate as _evaluate
     return _evaluate(model, data, target, metrics, **options)
 
 
 def run(model: Any, data: Any, output: str, **options: Any) -> dict[str, Any]:
     """`modelc run` as a function: predictions to a file, or to a directory (one file per partition)."""
-    from .runtime.predict import run as _run
+    from .runtime.engine import run as _run
     return _run(model, data, output, **options)
 
 

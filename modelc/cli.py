@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from .compiler.source import ModelcError
+from .compiler.types import FLOAT_DTYPES
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
@@ -47,8 +48,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
         from .compiler.dump import dump_ir
         print(dump_ir(driver.lower_program(program, args.model)))
         return EXIT_OK
-    compiled = driver.compile_program(program, args.model, args.weights, args.seed, args.opset, args.inline,
-                                      args.init_missing, args.dtype, attach=False)
+    compiled = driver.compile_for_saving(program, args.model, args.weights, args.seed, args.opset, args.inline,
+                                         args.init_missing, args.dtype)
     proto = compiled.proto
     if args.dump == "onnx":  # the graph, with the weights shown as the typed inputs they replace
         import onnx
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the initializers (default 0)")
     p.add_argument("--opset", type=int, help="ONNX opset (default: newest supported)")
     p.add_argument("--inline", action="store_true", help="one flat graph instead of a function per layer")
-    p.add_argument("--dtype", choices=["float16", "bfloat16", "float32", "float64"],
+    p.add_argument("--dtype", choices=list(FLOAT_DTYPES),
                    help="cast float32 inputs, weights and computation to this dtype")
     p.add_argument("--dump", choices=["ast", "ir", "onnx"], help="print a stage's output")
     p.set_defaults(run=cmd_compile)

@@ -46,8 +46,7 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .runtime.columns import parse_columns
-    from .runtime.distributed import PartitionErrors
-    from .runtime.predict import run
+    from .runtime.engine import PartitionErrors, run
     try:
         summary = run(args.model, _data(args), args.output, provider=args.provider, batch_size=args.batch_size,
                       outputs=args.outputs or None, columns=parse_columns(args.columns), progress=args.progress,
@@ -70,9 +69,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .runtime.columns import parse_columns
-    from .runtime.evaluate import evaluate, load_model
+    from .runtime.engine import PartitionErrors, evaluate
+    from .runtime.model import load_model
     loaded = load_model(args.model, imports=tuple(args.imports), **_compile_options(args))
-    from .runtime.distributed import PartitionErrors
     failed = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -84,7 +83,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
                               **_engine_options(args))
         except PartitionErrors as e:  # the other partitions' metrics are shown, then the failures, exit 1
             result, failed = e.result, e
-    import sys
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     if args.json:

@@ -16,12 +16,14 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ..compiler import driver
-from .columns import feeds_for, plan_columns
-from .data import NpySource, open_source
-from .evaluate import DEFAULT_BATCH, atomic_path, model_inputs, user_error
+from ..compiler.files import atomic_write
+from ..compiler.source import user_error
+from .columns import ColumnPlan, feeds_for, plan_columns
+from .data import NpySource, Source, open_source
+from .engine import DEFAULT_BATCH, check_batch_size
 from .metrics import Metric, metric_definitions
-from .session import Session
+from .model import model_inputs
+from .session import Session, TensorSpec
 
 VARIANTS = {  # name -> compile options
     "fp32": {}, "fp16": {"dtype": "float16"}, "bf16": {"dtype": "bfloat16"}, "fp64": {"dtype": "float64"},
@@ -102,6 +104,7 @@ def build_sides(model: str, providers: list[str], variants: list[str] | None, la
     if not is_source:
         proto = onnx.load(str(model))
         return [(p, proto, p) for p in providers], layer_of
+    from ..compiler import driver
     program = driver.load_file(model)
     name = compile_options.get("model_name")
     base = {"model": name, "weights": compile_options.get("weights"), "seed": compile_options.get("seed", 0),
@@ -131,8 +134,7 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
             save_outputs: str | None = None, against: str | None = None, imports: tuple[str, ...] = (),
             **compile_options: Any) -> dict[str, Any]:
     providers = providers or ["cpu", "reference"]
-    if batch_size < 1:
-        raise user_error(f"--batch-size must be at least 1, got {batch_size}")
+    check_batch_size(batch_size)
     if max_batches is not None and max_batches < 1:
         raise user_error(f"--max-batches must be at least 1, got {max_batches}")
     if rtol is None or atol is None:
@@ -143,8 +145,7 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
     if len(specs) + (1 if against else 0) < 2:
         raise user_error("compare needs two sides: several --providers, several --variants, or --against DIR")
     sides = [Side(label, Session(proto, provider)) for label, proto, provider in specs]
-    first_proto = specs[0][1]
-    inputs = model_inputs(first_proto)
+    inputs = model_inputs(specs[0][1])
     source = open_source(str(data))
     if target is not None and isinstance(source, NpySource):
         source = source.as_table()
@@ -152,54 +153,80 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
     outputs = sides[0].session.output_names
     task_output = output or (outputs[0] if metrics else None)
     if metrics:
-        programs = [driver.load_file(p) for p in imports]
-        if str(model).endswith(".model"):
-            programs.insert(0, driver.load_file(model))
-        definitions = metric_definitions(*programs)
+        definitions = _metric_definitions(model, imports)
         for side in sides:
             side.metrics = [Metric(m, definitions) for m in metrics]
     golden = _load_golden(against, outputs) if against else None
-    reference_label = f"golden:{against}" if golden is not None else sides[0].label
-    compared = sides if golden is not None else sides[1:]
-    stats = {o: {s.label: OutputStats() for s in compared} for o in outputs}
-    saved_inputs: dict[str, list[np.ndarray]] = {}
-    rows = batches = 0
-    for batch in source.batches(batch_size):
-        if max_batches is not None and batches >= max_batches:
-            break
-        feeds = feeds_for(batch, plan, inputs)
-        n = len(next(iter(feeds.values())))
-        if n == 0:
-            continue
-        results = []
-        for side in sides:
-            side_inputs = {i.name: i.dtype for i in side.session.inputs}
-            cast = {k: v.astype(side_inputs.get(k, v.dtype)) for k, v in feeds.items()}
-            start = time.perf_counter()
-            result = side.session.run(cast)
-            side.times.append(time.perf_counter() - start)
-            results.append(result)
-            for m in side.metrics:
-                m.update(batch[target], result[task_output])
-            if save_outputs:
-                for k, v in result.items():
-                    side.saved.setdefault(k, []).append(v)
-        reference = {o: golden[o][rows:rows + n] for o in outputs} if golden is not None else results[0]
-        for side, result in zip(sides, results):
-            if side in compared:
-                for o in outputs:
-                    stats[o][side.label].update(result[o], reference[o], rows, rtol, atol)
-        if save_outputs:
-            for k, v in feeds.items():
-                saved_inputs.setdefault(k, []).append(v)
-        rows += n
-        batches += 1
-    if rows == 0:  # agreeing on nothing must not pass a gate
+    run = Comparison(sides, golden, outputs, rtol, atol, target, task_output, bool(save_outputs))
+    run.over(source, plan, inputs, batch_size, max_batches)
+    if run.rows == 0:  # agreeing on nothing must not pass a gate
         raise user_error(f"{data} has no rows to compare")
-    report = _report(sides, compared, stats, layer_of, reference_label, rows, batches, rtol, atol, task_output)
+    reference_label = f"golden:{against}" if golden is not None else sides[0].label
+    report = _report(sides, run.compared, run.stats, layer_of, reference_label, run.rows, run.batches, rtol, atol,
+                     task_output)
     if save_outputs:
-        _save(save_outputs, sides, saved_inputs, report)
+        _save(save_outputs, sides, run.saved_inputs, report)
     return report
+
+
+def _metric_definitions(model: str, imports: tuple[str, ...]) -> dict[str, Any]:
+    """The prelude's metrics, then the model file's, then the --import files'."""
+    paths = ([model] if str(model).endswith(".model") else []) + list(imports)
+    if not paths:
+        return metric_definitions()
+    from ..compiler import driver
+    return metric_definitions(*(driver.load_file(p) for p in paths))
+
+
+class Comparison:
+    """The sides run batch by batch on the same feeds; each compared side's outputs streamed into statistics
+    against the reference (the first side, or the saved golden outputs)."""
+
+    def __init__(self, sides: list[Side], golden: dict[str, np.ndarray] | None, outputs: list[str], rtol: float,
+                 atol: float, target: str | None, task_output: str | None, save: bool):
+        self.sides, self.golden, self.outputs = sides, golden, outputs
+        self.rtol, self.atol, self.target, self.task_output, self.save = rtol, atol, target, task_output, save
+        self.compared = sides if golden is not None else sides[1:]
+        self.stats = {o: {s.label: OutputStats() for s in self.compared} for o in outputs}
+        self.saved_inputs: dict[str, list[np.ndarray]] = {}
+        self.rows = self.batches = 0
+
+    def over(self, source: Source, plan: ColumnPlan, inputs: list[TensorSpec], batch_size: int,
+             max_batches: int | None) -> None:
+        for batch in source.batches(batch_size):
+            if max_batches is not None and self.batches >= max_batches:
+                break
+            feeds = feeds_for(batch, plan, inputs)
+            n = len(next(iter(feeds.values())))
+            if n:
+                self.one_batch(batch, feeds, n)
+
+    def one_batch(self, batch: dict[str, np.ndarray], feeds: dict[str, np.ndarray], n: int) -> None:
+        results = [self.run_side(side, batch, feeds) for side in self.sides]
+        reference = {o: self.golden[o][self.rows:self.rows + n] for o in self.outputs} \
+            if self.golden is not None else results[0]
+        for side, result in zip(self.sides, results):
+            if side in self.compared:
+                for o in self.outputs:
+                    self.stats[o][side.label].update(result[o], reference[o], self.rows, self.rtol, self.atol)
+        if self.save:
+            for k, v in feeds.items():
+                self.saved_inputs.setdefault(k, []).append(v)
+        self.rows += n
+        self.batches += 1
+
+    def run_side(self, side: Side, batch: dict[str, np.ndarray], feeds: dict[str, np.ndarray]) -> dict:
+        side_inputs = {i.name: i.dtype for i in side.session.inputs}
+        cast = {k: v.astype(side_inputs.get(k, v.dtype)) for k, v in feeds.items()}
+        start = time.perf_counter()
+        result = side.session.run(cast)
+        side.times.append(time.perf_counter() - start)
+        for m in side.metrics:
+            m.update(batch[self.target], result[self.task_output])
+        if self.save:
+            for k, v in result.items():
+                side.saved.setdefault(k, []).append(v)
+        return result
 
 
 def _report(sides: list[Side], compared: list[Side], stats: dict, layer_of: dict[str, str], reference: str,
@@ -253,9 +280,9 @@ def _save(folder: str, sides: list[Side], inputs: dict[str, list[np.ndarray]], r
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     for name, arrays in [("inputs", inputs), *((s.label, s.saved) for s in sides)]:
-        with atomic_path(out / f"{name.replace('/', '_')}.npz") as tmp:
+        with atomic_write(out / f"{name.replace('/', '_')}.npz") as (tmp,):
             with open(tmp, "wb") as f:
                 np.savez(f, **{k: np.concatenate(v) for k, v in arrays.items()})
-    with atomic_path(out / "meta.json") as tmp:
+    with atomic_write(out / "meta.json") as (tmp,):
         tmp.write_text(json.dumps({"reference": sides[0].label.replace("/", "_"), "sides": report["sides"],
                                    "samples": report["samples"], "rtol": report["rtol"], "atol": report["atol"]}))

@@ -1,7 +1,8 @@
-"""What runs on a Dask worker: the model plugin (the model's bytes, once per worker) and the task functions.
+"""What runs on a Dask worker: the model plugin (the model's bytes, once per worker) and the task functions,
+which run the tasks of tasks.py on the worker's one Runner per model.
 
 Imported only by the Dask engine (it imports Dask); tasks pickle as references to these functions, so a worker
-needs modelc installed, as the client does.
+needs modelc installed, as the client does. It imports only model and tasks.
 """
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..compiler.source import ModelcError
-from .distributed import EvalJob, Runner, RunJob, eval_partition, merge_records, run_partition
-from .partitions import Partition
+from .model import Runner
+from .tasks import EvalJob, RunJob, Tally, evaluate_partition, merge_tallies, predict_partition
 
 _MODELS: dict[str, "ModelPlugin"] = {}     # plugin name -> the model's bytes, on each worker
 _RUNNERS: dict[str, Runner] = {}           # plugin name -> its sessions, built by the first task that needs them
@@ -27,9 +28,11 @@ class ModelPlugin(WorkerPlugin):
 
     idempotent = False
 
-    def __init__(self, name: str, protos: list[bytes], provider: str, kind: str, threads_by_host: dict[str, int]):
+    def __init__(self, name: str, protos: list[bytes], provider: str, kind: str, output: str | None,
+                 threads_by_host: dict[str, int]):
         self.name = name
-        self.protos, self.provider, self.kind, self.threads_by_host = protos, provider, kind, threads_by_host
+        self.protos, self.provider, self.kind, self.output = protos, provider, kind, output
+        self.threads_by_host = threads_by_host
 
     def setup(self, worker: Any) -> None:
         _MODELS[self.name] = self
@@ -61,7 +64,8 @@ def _runner(name: str) -> Runner:
             plugin = _MODELS.get(name)
             if plugin is None:
                 raise RuntimeError(f"model {name} is not on this worker (its plugin was not set up)")
-            runner = _RUNNERS[name] = Runner(plugin.protos, plugin.provider, plugin.kind, _ort_threads(plugin))
+            runner = _RUNNERS[name] = Runner(plugin.protos, plugin.provider, plugin.kind, plugin.output,
+                                                   _ort_threads(plugin))
             BUILT[name] = BUILT.get(name, 0) + 1
         return runner
 
@@ -75,13 +79,13 @@ def _runner_or_raise(name: str) -> Runner:
         raise RuntimeError(str(e)) from None
 
 
-def eval_task(job: EvalJob, model: str, partition: Partition) -> dict[str, Any]:
-    return eval_partition(job, _runner_or_raise(model), partition)
+def evaluate_task(job: EvalJob, model: str, partition: Any) -> Tally:
+    return evaluate_partition(job, _runner_or_raise(model), partition)
 
 
-def run_task(job: RunJob, model: str, partition: Partition, out_path: str) -> dict[str, Any]:
-    return run_partition(job, _runner_or_raise(model), partition, out_path)
+def predict_task(job: RunJob, model: str, partition: Any, out_path: str) -> Tally:
+    return predict_partition(job, _runner_or_raise(model), partition, out_path)
 
 
-def merge_task(rules: dict[str, str], *records: dict[str, Any]) -> dict[str, Any]:
-    return merge_records(rules, *records)
+def merge_task(rules: dict[str, str], *tallies: Tally) -> Tally:
+    return merge_tallies(rules, *tallies)

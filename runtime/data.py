@@ -70,16 +70,21 @@ class NpySource(Source):
             f.seek(self.offset + start * self.row_bytes)
             for lo in range(start, self.num_rows, batch_size):
                 rows = min(batch_size, self.num_rows - lo)
-                data = np.empty((rows, *self.shape[1:]), self.dtype)
-                if f.readinto(memoryview(data).cast("B")) != data.nbytes:
-                    raise data_error(f"{self.path} ends before its {self.num_rows} rows")
-                yield {self.names[0]: data}
+                yield {self.names[0]: _read_rows(f, rows, self.shape, self.dtype, self.path)}
 
     def as_table(self) -> "Source":
         """A 2-D array seen as a table whose columns are named "0", "1", ... (so --target 8 works)."""
         if len(self.shape) != 2:
             raise data_error(f"{self.path} has shape {list(self.shape)}; only a 2-D .npy has columns for --target")
         return NpyTable(self)
+
+
+def _read_rows(f: Any, rows: int, shape: tuple[int, ...], dtype: np.dtype, path: str) -> np.ndarray:
+    """The next `rows` rows of a C-ordered array of `shape`, read straight into a new array (one copy)."""
+    data = np.empty((rows, *shape[1:]), dtype)
+    if data.nbytes and f.readinto(memoryview(data).cast("B")) != data.nbytes:
+        raise data_error(f"{path} ends before its {shape[0] if shape else 1} rows")
+    return data
 
 
 class NpyTable(Source):
@@ -151,25 +156,34 @@ class NpzSource(Source):
         self.members = members
         self.num_rows = lengths.pop() if lengths else 0
 
+    def _open_member(self, m: _NpzMember, start: int) -> Any:
+        """A file positioned at row `start` of a member: for a stored (uncompressed) member the .npz file
+        itself, read like a .npy at the member's offset (no zipfile buffer copy); else zipfile's stream."""
+        info = self.zip.getinfo(m.name + ".npy")
+        if info.compress_type == zipfile.ZIP_STORED:
+            f = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed by batches()
+            f.seek(info.header_offset)
+            local = f.read(30)  # the local header: its name and extra field lengths may differ from the directory's
+            f.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little")
+                   + int.from_bytes(local[28:30], "little"))
+        else:
+            f = self.zip.open(info)
+        _read_header(f)
+        row_bytes = int(np.prod(m.shape[1:], dtype=np.int64)) * m.dtype.itemsize
+        f.seek(f.tell() + start * row_bytes)
+        return f
+
     def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
         handles = {}
         try:
             for name, m in self.members.items():
-                f = self.zip.open(name + ".npy")
-                _read_header(f)
-                row_bytes = int(np.prod(m.shape[1:], dtype=np.int64)) * m.dtype.itemsize
-                f.seek(f.tell() + start * row_bytes)
-                handles[name] = (f, row_bytes)
+                handles[name] = self._open_member(m, start)
             for lo in range(start, self.num_rows, batch_size):
                 rows = min(batch_size, self.num_rows - lo)
-                batch = {}
-                for name, (f, row_bytes) in handles.items():
-                    m = self.members[name]
-                    raw = f.read(rows * row_bytes)
-                    batch[name] = np.frombuffer(raw, dtype=m.dtype).reshape((rows, *m.shape[1:]))
-                yield batch
+                yield {name: _read_rows(f, rows, self.members[name].shape, self.members[name].dtype, self.path)
+                       for name, f in handles.items()}
         finally:
-            for f, _ in handles.values():
+            for f in handles.values():
                 f.close()
 
 

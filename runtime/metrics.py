@@ -8,76 +8,89 @@
 """
 from __future__ import annotations
 
-import ast
+import re
 import warnings
-from functools import lru_cache
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
 
-from ..compiler import driver
 from ..compiler import nodes as N
-from ..compiler.lower import LayerVal
-from ..compiler.lower_metric import NAN_PREDICTIONS as NAN_STATE
-from ..compiler.lower_metric import MetricLowerer, MetricPlan, StateSpec, names_in
-from ..compiler.source import Diagnostic, ModelcError, did_you_mean
-from ..compiler.types import TensorType
+from ..compiler.arguments import given_twice
+from ..compiler.lower_metric import MetricLowerer, MetricPlan
+from ..compiler.source import ModelcError, SourceFiles, did_you_mean, user_error
+from ..compiler.states import (NAN_PREDICTIONS, StateSpec, default_state, merge_state, split_metric,
+                               state_rule)
+from ..compiler.types import DTYPES, TensorType, dtype_name
+from ..compiler.values import LayerVal
 from .finalize import Finalizer
+from .prelude import prelude_definitions
 
-PRELUDE = Path(__file__).with_name("prelude.model")
-NP_TYPES = {np.dtype(np.float16): "float16", np.dtype(np.float32): "float32", np.dtype(np.float64): "float64",
-            np.dtype(np.int32): "int32", np.dtype(np.int64): "int64", np.dtype(np.bool_): "bool"}
+if TYPE_CHECKING:
+    import onnx
 
-
-def metric_error(message: str) -> ModelcError:
-    return ModelcError(Diagnostic(None, message))
-
-
-@lru_cache(maxsize=1)
-def prelude() -> driver.Program:
-    return driver.load_file(PRELUDE)
+NAN_STATE = StateSpec(NAN_PREDICTIONS, NAN_PREDICTIONS, "sum", "int64", ())
+BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 
 
-def metric_definitions(*programs: driver.Program) -> dict[str, N.Definition]:
-    """The prelude's metrics, overridden by those of the given programs (the model file, --import files)."""
-    found = {d.name: d for d in prelude().order if d.kind == "metric"}
+def metric_dtype(dtype: Any) -> str | None:
+    """The dtype name of a y_pred (a numpy dtype) that metrics take, or None: not bfloat16, for which
+    onnxruntime's CPU provider has no arithmetic (numpy itself lacks it: it comes from ml_dtypes)."""
+    name = dtype_name(dtype)
+    return name if name is not None and not DTYPES[name].ml_dtypes else None
+
+
+
+
+def metric_definitions(*programs: Any) -> dict[str, N.Definition]:
+    """The prelude's metrics, overridden by those of the given programs (the model file, --import files:
+    driver.load_file has checked them)."""
+    found = {d.name: d for d in prelude_definitions() if d.kind == "metric"}
     for program in programs:
         found.update({d.name: d for d in program.order if d.kind == "metric"})
     return found
 
 
 def parse_spec(spec: str) -> tuple[str, list[Any], dict[str, Any]]:
-    """`huber(threshold=2)` -> ("huber", [], {"threshold": 2}); literals only."""
+    """`huber(threshold=2)` -> ("huber", [], {"threshold": 2}); arguments are literals."""
+    text = spec.strip()
+    if BARE_NAME.fullmatch(text):  # `mse` needs no parser: eval of an .onnx file never loads lark
+        return text, [], {}
+    from ..compiler.parse import parse_metric_spec
     try:
-        tree = ast.parse(spec.strip(), mode="eval").body
-        if isinstance(tree, ast.Name):
-            return tree.id, [], {}
-        if isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name):
-            args = [_literal(a) for a in tree.args]
-            kwargs = {k.arg: _literal(k.value) for k in tree.keywords if k.arg}
-            return tree.func.id, args, kwargs
-    except (SyntaxError, ValueError):
-        pass
-    raise metric_error(f"cannot read metric '{spec}'; write NAME or NAME(arg, key=value), e.g. huber(threshold=2.0)")
+        ref = parse_metric_spec(text)
+        args = [literal(a) for a in ref.args or []]
+        kwargs: dict[str, Any] = {}
+        for k in ref.kwargs:
+            if k.name in kwargs:
+                raise user_error(given_twice(ref.name, k.name))
+            kwargs[k.name] = literal(k.value)
+    except ModelcError as e:
+        raise user_error(f"cannot read metric '{spec}' ({e.diagnostics[0].message}); write NAME or "
+                         "NAME(arg, key=value), e.g. huber(threshold=2.0)") from None
+    return ref.name, args, kwargs
 
 
-def _literal(node: ast.AST) -> Any:
-    if isinstance(node, ast.Name) and node.id in ("true", "false"):
-        return node.id == "true"
-    value = ast.literal_eval(node)
-    return list(value) if isinstance(value, tuple) else value
+def literal(e: N.Expr) -> Any:
+    """The value of a literal argument: a number, string, true/false or a list of them."""
+    if isinstance(e, (N.Number, N.String, N.Bool)):
+        return e.value
+    if isinstance(e, N.Unary) and e.op == "-" and isinstance(e.operand, N.Number):
+        return -e.operand.value
+    if isinstance(e, N.ListExpr):
+        return [literal(i) for i in e.items]
+    raise user_error("an argument is a number, a string, true, false or a list of them")
 
 
 def bind_metric(spec: str, definitions: dict[str, N.Definition]) -> LayerVal:
     name, args, kwargs = parse_spec(spec)
     if name not in definitions:
-        raise metric_error(f"unknown metric '{name}'{did_you_mean(name, definitions)}; built-in metrics: "
-                           + ", ".join(sorted(d.name for d in prelude().order if d.kind == "metric")))
+        raise user_error(f"unknown metric '{name}'{did_you_mean(name, definitions)}; built-in metrics: "
+                         + ", ".join(sorted(d.name for d in prelude_definitions() if d.kind == "metric")))
     d = definitions[name]
-    lowerer = MetricLowerer(definitions)
-    return lowerer.bind(LayerVal(d), args, kwargs, d.loc, None)
+    try:
+        return MetricLowerer(definitions).bind(LayerVal(d), args, kwargs, d.loc, None)
+    except ModelcError as e:  # a bad argument is the spec's fault, not the definition's: no position
+        raise user_error(f"metric '{spec}': {e.diagnostics[0].message}") from None
 
 
 class MetricSet:
@@ -93,43 +106,41 @@ class MetricSet:
 
     # --- the per-batch graph ------------------------------------------------
     def state_graph(self, y_true: TensorType, y_pred: TensorType, weighted: bool, opset: int | None = None,
-                    ir_version: int | None = None) -> onnx.ModelProto:
+                    ir_version: int | None = None) -> "onnx.ModelProto":
         from ..compiler.emit import DEFAULT_OPSET, emit_model
         try:
             model, plans = MetricLowerer(self.definitions).lower_metrics(self.bound, y_true, y_pred, weighted)
         except ModelcError as e:  # the metric may come from the prelude, the model's file or an --import
-            files = driver.SourceFiles({**prelude().files.texts})
-            raise ModelcError(files.attach(e.diagnostics)) from None
+            raise ModelcError(SourceFiles().attach(e.diagnostics)) from None
         self.plans = plans
         self.rules = {s.output: s for p in plans for s in p.states}
-        self.rules[NAN_STATE] = StateSpec(NAN_STATE, NAN_STATE, "sum", "int64", ())
+        self.rules[NAN_PREDICTIONS] = NAN_STATE
         proto = emit_model(model, {}, opset=opset or DEFAULT_OPSET, inline=True)
         if ir_version is not None:
             proto.ir_version = ir_version
         return proto
 
     # --- merging -------------------------------------------------------------
-    def accumulate(self, outputs: dict[str, np.ndarray]) -> None:
-        """Merge one batch's states (or another worker's merged states) into ours, each by its rule."""
-        outputs = {name: np.asarray(value) for name, value in outputs.items()}
-        for name, value in outputs.items():  # check them all first: a batch with bad labels changes nothing
-            if self.rules[name].rule == "bincount" and value[-1] != 0:
+    def check_states(self, states: dict[str, np.ndarray]) -> None:
+        """Refuse states with rows outside a bincount's classes (they land in its extra last bin)."""
+        for name, value in states.items():
+            if self.rules[name].rule == "bincount" and np.asarray(value)[-1] != 0:
                 plan = next((p for p in self.plans if any(s.output == name for s in p.states)), None)
                 k = plan.hparams.get("k") if plan is not None and plan.definition.name == "confusion_matrix" else None
                 classes = f"class indices in [0, {k})" if isinstance(k, int) else "class indices from 0 to k - 1 " \
                     "for confusion_matrix(k), or below the number of class scores"
-                raise metric_error(f"{self.owner(name)}: {value[-1]:g} rows have a label (or a predicted class) "
-                                   f"outside the classes the metric takes: {classes}")
+                raise user_error(f"{self.owner(name)}: {np.asarray(value)[-1]:g} rows have a label (or a predicted "
+                                 f"class) outside the classes the metric takes: {classes}")
+
+    def accumulate(self, outputs: dict[str, np.ndarray]) -> None:
+        """Merge one batch's states (or another worker's merged states) into ours, each by its rule."""
+        outputs = {name: np.asarray(value) for name, value in outputs.items()}
+        self.check_states(outputs)  # all of them first: a batch with bad labels changes nothing
         for name, value in outputs.items():
-            rule = self.rules[name].rule
             if name not in self.states:
                 self.states[name] = value.copy()
-            elif rule in ("sum", "count", "bincount"):
-                self.states[name] = self.states[name] + value
-            elif rule == "min":
-                self.states[name] = np.minimum(self.states[name], value)
             else:
-                self.states[name] = np.maximum(self.states[name], value)
+                self.states[name] = merge_state(self.rules[name].rule, self.states[name], value)
 
     def owner(self, output: str) -> str:
         for plan in self.plans:
@@ -144,8 +155,8 @@ class MetricSet:
 
     def merge(self, other: "MetricSet") -> None:
         if other.signature() != self.signature():
-            raise metric_error(f"cannot merge the states of {', '.join(other.specs)} into {', '.join(self.specs)}: "
-                               "only the same metrics with the same arguments merge")
+            raise user_error(f"cannot merge the states of {', '.join(other.specs)} into {', '.join(self.specs)}: "
+                             "only the same metrics with the same arguments merge")
         if other.rules and not self.rules:
             self.plans, self.rules = other.plans, other.rules
         self.accumulate(other.states)
@@ -158,7 +169,7 @@ class MetricSet:
         for plan in self.plans:
             env = dict(plan.hparams)
             for s in plan.states:
-                value = self.states.get(s.output, self.default(s))
+                value = self.states.get(s.output, default_state(s))
                 env[s.name] = value[:-1] if s.rule == "bincount" else value
             value = Finalizer(env).run(plan.final)
             out[plan.spec] = to_python(value)
@@ -166,13 +177,8 @@ class MetricSet:
                 warnings.warn(f"metric {plan.spec} is undefined on this data (NaN)", RuntimeWarning, stacklevel=2)
         return out
 
-    @staticmethod
-    def default(s: StateSpec) -> np.ndarray:
-        fill = {"min": np.inf, "max": -np.inf}.get(s.rule, 0)
-        return np.full(tuple(int(d) for d in s.shape if d is not None), fill, dtype=s.dtype)
-
     def nan_predictions(self) -> int:
-        return int(self.states.get(NAN_STATE, 0))
+        return int(self.states.get(NAN_PREDICTIONS, 0))
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.states.items()}
@@ -183,25 +189,20 @@ class MetricSet:
             self.plan_loaded_states()
 
     def plan_loaded_states(self) -> None:
-        """Plans for states loaded before any update: a state's name, rule and the `return` need no types."""
+        """Plans for states loaded before any update: a state's name, rule and the final part need no types."""
         lowerer = MetricLowerer(self.definitions)
-        plans, rules = [], {NAN_STATE: StateSpec(NAN_STATE, NAN_STATE, "sum", "int64", ())}
+        plans, rules = [], {NAN_PREDICTIONS: NAN_STATE}
         for index, (spec, lv) in enumerate(self.bound):
-            plan = MetricPlan(spec, lv.layer, lowerer.complete(lv, lv.layer.loc))  # type: ignore[arg-type]
-            late: set[str] = set()
-            for stmt in lv.layer.body:  # type: ignore[union-attr]
-                if isinstance(stmt, N.StateDecl):
-                    output = f"m{index}.{stmt.name}"
-                    if output not in self.states:
-                        raise metric_error(f"{spec}: the loaded states lack '{stmt.name}'; they come from another "
-                                           "metric (states: " + ", ".join(sorted(self.states)) + ")")
-                    value = self.states[output]
-                    plan.states.append(StateSpec(output, stmt.name, lowerer.rule_of(stmt), str(value.dtype),
-                                                 value.shape))
-                    late.add(stmt.name)
-                elif isinstance(stmt, N.Return) or (isinstance(stmt, N.Assign) and names_in(stmt.value) & late):
-                    plan.final.append(stmt)
-                    late.add(getattr(stmt, "name", ""))
+            body = split_metric(lv.layer)  # type: ignore[arg-type]
+            plan = MetricPlan(spec, lv.layer, lowerer.complete(lv, lv.layer.loc), final=body.final)  # type: ignore
+            for stmt in body.states:
+                output = f"m{index}.{stmt.name}"
+                if output not in self.states:
+                    raise user_error(f"{spec}: the loaded states lack '{stmt.name}'; they come from another "
+                                     "metric (states: " + ", ".join(sorted(self.states)) + ")")
+                value = self.states[output]
+                plan.states.append(StateSpec(output, stmt.name, state_rule(stmt), str(value.dtype),  # type: ignore
+                                             value.shape))
             plans.append(plan)
             rules.update({s.output: s for s in plan.states})
         self.plans, self.rules = plans, rules
@@ -227,9 +228,9 @@ class Metric:
         key = (y_true.dtype.str, y_true.shape[1:], y_pred.dtype.str, y_pred.shape[1:], weighted)
         if key not in self._sessions:
             from .session import Session
-            dtype = NP_TYPES.get(y_pred.dtype)
+            dtype = metric_dtype(y_pred.dtype)
             if dtype is None:
-                raise metric_error(f"y_pred has dtype {y_pred.dtype}, which metrics do not take")
+                raise user_error(f"y_pred has dtype {y_pred.dtype}, which metrics do not take")
             t_pred = TensorType(dtype, ("batch", *y_pred.shape[1:]))
             t_true = TensorType(dtype, ("batch", *y_true.shape[1:]))
             # one thread: a state graph is a few cheap passes, where a thread pool costs more than it gains
@@ -244,7 +245,7 @@ class Metric:
         if y_pred.ndim == 0 or len(y_pred) == 0:
             return  # an empty batch is a no-op
         if len(y_true) != len(y_pred):
-            raise metric_error(f"y_true has {len(y_true)} rows, y_pred {len(y_pred)}")
+            raise user_error(f"y_true has {len(y_true)} rows, y_pred {len(y_pred)}")
         feeds = {"y_true": y_true, "y_pred": y_pred}
         if sample_weight is not None:
             feeds["sample_weight"] = np.broadcast_to(np.asarray(sample_weight, np.float64), (len(y_pred),)).copy()

@@ -25,10 +25,10 @@ else:
 
 import modelc  # noqa: E402
 from modelc.compiler.source import ModelcError  # noqa: E402
-from modelc.runtime.distributed import LOOPBACK_NO_DASHBOARD, PartitionErrors  # noqa: E402
-from modelc.runtime.evaluate import LoadedModel, evaluate  # noqa: E402
+from modelc.runtime.engine import PartitionErrors, evaluate, run  # noqa: E402
+from modelc.runtime.engine_dask import LOOPBACK_NO_DASHBOARD  # noqa: E402
+from modelc.runtime.model import LoadedModel  # noqa: E402
 from modelc.runtime.partitions import expand_data, output_paths, plan_partitions  # noqa: E402
-from modelc.runtime.predict import run  # noqa: E402
 
 FEATURES = {"x": [f"f{j}" for j in range(8)]}   # run has no --target: say which columns feed x
 REGRESSION = ["mse", "mae", "r2", "huber(threshold=0.5)"]

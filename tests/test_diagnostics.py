@@ -423,7 +423,10 @@ metric me(y_true, y_pred) {
      """\
 t.model:2:5: error: 'param' declares a weight and belongs in a layer, not in a metric
     param w: [2] = zeros
-    ^^^^^^^^^^^^^^^^^^^^"""),
+    ^^^^^^^^^^^^^^^^^^^^
+t.model:3:16: error: 'y_true' is not known after the states; a return reads states and hyperparameters
+    return sum(y_true)
+               ^^^^^^"""),
     ('state_outside_metric', """\
 layer l(x) {
     state s = sum(x)
@@ -497,7 +500,13 @@ metric me(y_true, y_pred) {
      """\
 t.model:2:5: error: a metric returns one value
     return y_true, y_pred
-    ^^^^^^^^^^^^^^^^^^^^^"""),
+    ^^^^^^^^^^^^^^^^^^^^^
+t.model:2:12: error: 'y_true' is not known after the states; a return reads states and hyperparameters
+    return y_true, y_pred
+           ^^^^^^
+t.model:2:20: error: 'y_pred' is not known after the states; a return reads states and hyperparameters
+    return y_true, y_pred
+                   ^^^^^^"""),
     ('tensor_hyperparameter', """\
 layer l(k: [n])(x) = x
 """,

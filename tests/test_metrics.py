@@ -32,7 +32,7 @@ from sklearn import metrics as skm
 import modelc
 from modelc import ModelcError
 from modelc.compiler import driver
-from modelc.runtime.evaluate import evaluate
+from modelc.runtime.engine import evaluate
 from modelc.runtime.metrics import Metric, metric_definitions
 
 from helpers import run_cli

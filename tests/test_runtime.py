@@ -195,7 +195,7 @@ def test_eval_batch_size_one_on_a_small_file(housing):
 
 def test_default_batch_and_api_agree(housing):
     """The default batch (1024: ragged) through the CLI and evaluate() through the Python API."""
-    from modelc.runtime.evaluate import evaluate
+    from modelc.runtime.engine import evaluate
     cli = eval_json(housing["onnx"], "--data", housing["files"]["full", "parquet"], "--target", "price",
                     *metric_args(REGRESSION))
     assert cli["samples"] == N and cli["batches"] == 3 and cli["provider"] == "cpu"
@@ -208,7 +208,7 @@ def test_default_batch_and_api_agree(housing):
 
 
 def test_batch_size_invariance_exact_for_counts(elementwise):
-    from modelc.runtime.evaluate import evaluate
+    from modelc.runtime.engine import evaluate
     specs = ["confusion_matrix(2)", "binary_accuracy", "precision", "recall", "f1", "mse", "mae"]
     runs = {b: evaluate(str(elementwise["model"]), str(elementwise["data"]), "label", specs, batch_size=b,
                         progress=False)
@@ -273,7 +273,7 @@ def test_run_writes_the_oracles_predictions(housing, tmp_path, ext):
 
 
 def test_run_default_batches_and_api(housing, tmp_path):
-    from modelc.runtime.predict import run
+    from modelc.runtime.engine import run
     out = tmp_path / "p.npz"
     features = [f"f{j}" for j in range(8)]                                   # the table also holds price
     cli_ok("run", housing["onnx"], "--data", housing["files"]["full", "csv"], "-o", out,
@@ -383,7 +383,7 @@ def test_killed_evaluation_resumes_to_the_same_numbers(housing, big, tmp_path):
 def test_interrupted_api_evaluation_resumes(housing, tmp_path, monkeypatch):
     """evaluate() whose data source dies after 7 batches: the checkpoint of batch 6 resumes exactly."""
     from modelc.runtime import data as data_module
-    from modelc.runtime.evaluate import evaluate
+    from modelc.runtime.engine import evaluate
     source = housing["files"]["full", "parquet"]
     options = {"batch_size": 100, "progress": False}
     whole = evaluate(str(housing["onnx"]), str(source), "price", list(REGRESSION), **options)
@@ -485,7 +485,7 @@ def test_empty_data(housing, tmp_path):
         out = json.loads(result.stdout)
         assert out["samples"] == 0 and out["batches"] == 0
         assert "warning" in result.stderr and "no rows" in result.stderr
-    from modelc.runtime.predict import run
+    from modelc.runtime.engine import run
     for ext in ("npz", "npy", "parquet", "csv"):                                # run: an empty prediction file
         out = tmp_path / f"none.{ext}"
         if ext in ("parquet", "csv"):

@@ -148,8 +148,8 @@ def test_float16_model_weights_are_float16(tmp_path):
 
 def test_large_models_go_to_external_data(tmp_path, monkeypatch):
     """Over the 2 GB protobuf limit weights move to OUT.onnx.data; the limit is lowered here to test it."""
-    from modelc.compiler import driver
-    monkeypatch.setattr(driver, "EXTERNAL_DATA_BYTES", 1024)
+    from modelc.compiler import serialize
+    monkeypatch.setattr(serialize, "EXTERNAL_DATA_BYTES", 1024)
     proto = modelc.compile_source("model m(x: float32[batch, 64]) { return x -> dense(64) -> dense(8) }")
     out = tmp_path / "big.onnx"
     modelc.save(proto, out)
@@ -168,12 +168,12 @@ def test_large_models_go_to_external_data(tmp_path, monkeypatch):
 def test_streamed_file_equals_the_api_model(tmp_path, monkeypatch, external):
     """`modelc compile` writes protobuf fields around the numpy buffers itself (compiler/serialize.py);
     onnx must read back exactly the model the API builds, inline or as external data."""
-    from modelc.compiler import driver
+    from modelc.compiler import driver, serialize
     source = "model m(x: float32[batch, 32]) { return x -> dense(64, activation=relu) -> dense(3) }"
     want = modelc.compile_source(source, seed=4)
     if external:
-        monkeypatch.setattr(driver, "EXTERNAL_DATA_BYTES", 1024)
-    compiled = driver.compile_program(driver.load_source(source), seed=4, attach=False)
+        monkeypatch.setattr(serialize, "EXTERNAL_DATA_BYTES", 1024)
+    compiled = driver.compile_for_saving(driver.load_source(source), seed=4)
     out = tmp_path / "m.onnx"
     compiled.save(out)
     assert (tmp_path / "m.onnx.data").exists() == external

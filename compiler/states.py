@@ -1,0 +1,227 @@
+"""Metric states: the one table of state rules (sum, count, min, max, bincount), each with its per-batch ONNX
+reduction, its merge and its default; and the one split of a metric body into its per-batch part and
+its final part. Lowering (lower_metric.py), check.py and the runtime (runtime/metrics.py) all read them.
+
+    >>> import numpy as np
+    >>> merge_state("max", np.array([2.0, 7.0]), np.array([5.0, 1.0])).tolist()
+    [5.0, 7.0]
+
+numpy is imported when states merge, never on import.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from . import ir
+from . import nodes as N
+from .arguments import bind_arguments
+from .builder import BlockBuilder
+from .source import Span, error
+from .types import INT_DTYPES, TensorType
+from .values import describe, is_tensor
+
+if TYPE_CHECKING:
+    import numpy as np
+
+NAN_PREDICTIONS = "nan_predictions"  # the state counting rows with a NaN prediction (merged as a sum)
+
+# (builder, loc, sample weight [batch] float64 or None, arguments, keyword arguments) -> this batch's state
+LowerState = Callable[[BlockBuilder, Span | None, "ir.Value | None", list[Any], dict[str, Any]], ir.Value]
+
+
+@dataclass(frozen=True)
+class StateRule:
+    params: tuple[str, ...]                       # its arguments: `state s = bincount(index, length, weights=w)`
+    lower: LowerState                             # one batch's state, in ONNX
+    merge: Callable[[Any, Any], Any]              # two states (of batches, workers, partitions) into one
+    fill: float                                   # the state of no rows at all
+
+
+@dataclass
+class StateSpec:
+    output: str        # the graph output carrying this batch's value
+    name: str          # as declared: `state total = ...`
+    rule: str          # how batches merge: a key of STATE_RULES
+    dtype: str
+    shape: tuple
+
+
+# --- the split of a metric body --------------------------------------------------------------------
+@dataclass
+class MetricBody:
+    per_batch: list[N.Statement] = field(default_factory=list)   # assigns and states, in order: ONNX, per batch
+    final: list[N.Statement] = field(default_factory=list)       # what reads a state, and the return: numpy
+
+    @property
+    def states(self) -> list[N.StateDecl]:
+        return [s for s in self.per_batch if isinstance(s, N.StateDecl)]
+
+
+def names_in(e: Any) -> set[str]:
+    found: set[str] = set()
+    stack = [e]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, N.Name):
+            found.add(node.id)
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif hasattr(node, "__dataclass_fields__"):
+            stack.extend(getattr(node, f) for f in node.__dataclass_fields__ if f != "loc")
+    return found
+
+
+def split_metric(d: N.Definition) -> MetricBody:
+    """A statement runs on the merged states once it reads a state (or what was computed from one)."""
+    body, late = MetricBody(), set()
+    for stmt in d.body:
+        if isinstance(stmt, N.Return) or isinstance(stmt, N.Assign) and names_in(stmt.value) & late:
+            body.final.append(stmt)
+            late.add(getattr(stmt, "name", ""))
+        elif isinstance(stmt, (N.Assign, N.StateDecl)):  # a `param` in a metric: check.py reports it
+            body.per_batch.append(stmt)
+            late.update([stmt.name] if isinstance(stmt, N.StateDecl) else [])
+    return body
+
+
+def state_rule(stmt: N.StateDecl) -> str | None:
+    """The rule of `state NAME = RULE(...)`, or None when the value is no call of a rule."""
+    e = stmt.value
+    if isinstance(e, N.Call) and isinstance(e.func, N.Name) and e.func.id in STATE_RULES:
+        return e.func.id
+    return None
+
+
+# --- one reduction per rule ------------------------------------------------------------------------
+def broadcast_weight(b: BlockBuilder, w: ir.Value, x: ir.Value, loc: Span | None) -> ir.Value:
+    """sample_weight [batch] -> [batch, 1, ...] to meet x [batch, ...]."""
+    if x.type.rank == 0:
+        raise error(loc, "a weighted state needs a tensor with the batch axis first, got a scalar")
+    if x.type.rank == 1:
+        return w
+    axes = list(range(1, x.type.rank))
+    return b.node("Unsqueeze", [w, b.const(axes, "int64")],
+                  TensorType("float64", (w.type.shape[0],) + (1,) * len(axes)), loc)
+
+
+def _one_tensor(rule: str, args: list[Any], kwargs: dict[str, Any], loc: Span | None) -> ir.Value:
+    if len(args) != 1 or kwargs or not is_tensor(args[0]):
+        raise error(loc, f"state {rule}() takes one tensor, got {', '.join(describe(a) for a in args) or 'nothing'}")
+    return args[0]
+
+
+def _as_float64(b: BlockBuilder, x: ir.Value, loc: Span | None) -> ir.Value:
+    return b.node("Cast", [x], TensorType("float64", x.type.shape), loc, to="float64")
+
+
+def lower_sum(b: BlockBuilder, loc: Span | None, weight: ir.Value | None, args: list[Any],
+              kwargs: dict[str, Any]) -> ir.Value:
+    x = _one_tensor("sum", args, kwargs, loc)
+    x64 = _as_float64(b, x, loc)
+    if weight is None and x.type.dtype in ("bool", *INT_DTYPES):
+        # a sum of bools or ints is a count, kept in int64. It is summed in float64 (exact to 2**53),
+        # then cast: onnxruntime's int64 ReduceSum runs about 4x slower than its float64 one.
+        total = b.node("ReduceSum", [x64], TensorType("float64", ()), loc, keepdims=0)
+        return b.node("Cast", [total], TensorType("int64", ()), loc, to="int64")
+    if weight is not None:
+        x64 = b.node("Mul", [x64, broadcast_weight(b, weight, x, loc)], x64.type, loc)
+    return b.node("ReduceSum", [x64], TensorType("float64", ()), loc, keepdims=0)
+
+
+def lower_count(b: BlockBuilder, loc: Span | None, weight: ir.Value | None, args: list[Any],
+                kwargs: dict[str, Any]) -> ir.Value:
+    x = _one_tensor("count", args, kwargs, loc)
+    if weight is None:
+        return b.node("Size", [x], TensorType("int64", ()), loc)
+    w = broadcast_weight(b, weight, x, loc)
+    ones = b.node("Expand", [w, b.node("Shape", [x], TensorType("int64", (x.type.rank,)), loc)],
+                  TensorType("float64", x.type.shape), loc)
+    return b.node("ReduceSum", [ones], TensorType("float64", ()), loc, keepdims=0)
+
+
+def lower_extreme(rule: str) -> LowerState:
+    """min / max over the batch; rows of weight 0 do not take part."""
+    def lower(b: BlockBuilder, loc: Span | None, weight: ir.Value | None, args: list[Any],
+              kwargs: dict[str, Any]) -> ir.Value:
+        x = _one_tensor(rule, args, kwargs, loc)
+        x64 = _as_float64(b, x, loc)
+        if weight is not None:
+            w = broadcast_weight(b, weight, x, loc)
+            keep = b.node("Greater", [w, b.const(0.0, "float64")], TensorType("bool", w.type.shape), loc)
+            x64 = b.node("Where", [keep, x64, b.const(STATE_RULES[rule].fill, "float64")], x64.type, loc)
+        return b.node("ReduceMin" if rule == "min" else "ReduceMax", [x64], TensorType("float64", ()), loc,
+                      keepdims=0)
+    return lower
+
+
+def lower_bincount(b: BlockBuilder, loc: Span | None, weight: ir.Value | None, args: list[Any],
+                   kwargs: dict[str, Any]) -> ir.Value:
+    """Counts (or sums of `weights`) per index in [0, length); indices outside land in an extra last bin,
+    which the runtime reports as an error."""
+    given = bind_arguments("bincount()", STATE_RULES["bincount"].params, args, kwargs, loc)
+    index, length, weights = given.get("index"), given.get("length"), given.get("weights")
+    if not is_tensor(index) or index.type.dtype not in INT_DTYPES:
+        raise error(loc, f"bincount() takes integer indices, got {describe(index)}")
+    if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+        raise error(loc, f"bincount() length must be a positive int, got {describe(length)}")
+    if weights is not None and not is_tensor(weights):
+        raise error(loc, f"bincount() weights must be a tensor, got {describe(weights)}")
+    dtype = "float64" if weights is not None or weight is not None else "int64"
+    updates = _bincount_updates(b, loc, index, weights, dtype)
+    if weight is not None:
+        updates = b.node("Mul", [updates, broadcast_weight(b, weight, updates, loc)], updates.type, loc)
+    updates = b.node("Reshape", [updates, b.const([-1], "int64")], TensorType(dtype, (None,)), loc)
+    flat, mask = TensorType("int64", (None,)), TensorType("bool", (None,))
+    idx = b.node("Reshape", [b.node("Cast", [index], TensorType("int64", index.type.shape), loc, to="int64"),
+                             b.const([-1], "int64")], flat, loc)
+    valid = b.node("And", [b.node("GreaterOrEqual", [idx, b.const(0, "int64")], mask, loc),
+                           b.node("Less", [idx, b.const(length, "int64")], mask, loc)], mask, loc)
+    idx = b.node("Where", [valid, idx, b.const(length, "int64")], flat, loc)
+    return b.node("ScatterElements", [b.const([0] * (length + 1), dtype), idx, updates],
+                  TensorType(dtype, (length + 1,)), loc, axis=0, reduction="add")
+
+
+def _bincount_updates(b: BlockBuilder, loc: Span | None, index: ir.Value, weights: ir.Value | None,
+                      dtype: str) -> ir.Value:
+    """What each row adds to its bin: its weight, or 1."""
+    if weights is not None:
+        return _as_float64(b, weights, loc)
+    ones = b.node("Expand", [b.const(1, "int64"), b.node("Shape", [index], TensorType("int64", (index.type.rank,)),
+                                                        loc)], TensorType("int64", index.type.shape), loc)
+    return b.node("Cast", [ones], TensorType(dtype, index.type.shape), loc, to=dtype)
+
+
+# --- merges ------------------------------------------------------------------------------------------
+def _add(a: Any, b: Any) -> Any:
+    return a + b
+
+
+def _minimum(a: Any, b: Any) -> Any:
+    import numpy as np
+    return np.minimum(a, b)
+
+
+def _maximum(a: Any, b: Any) -> Any:
+    import numpy as np
+    return np.maximum(a, b)
+
+
+STATE_RULES: dict[str, StateRule] = {
+    "sum": StateRule(("x",), lower_sum, _add, 0.0),
+    "count": StateRule(("x",), lower_count, _add, 0.0),
+    "min": StateRule(("x",), lower_extreme("min"), _minimum, float("inf")),
+    "max": StateRule(("x",), lower_extreme("max"), _maximum, float("-inf")),
+    "bincount": StateRule(("index", "length", "weights"), lower_bincount, _add, 0.0),
+}
+
+
+def merge_state(rule: str, a: Any, b: Any) -> Any:
+    """Two values of one state merged by its rule: what the runtime does across batches, workers and partitions."""
+    return STATE_RULES[rule].merge(a, b)
+
+
+def default_state(spec: StateSpec) -> "np.ndarray":
+    """The value of a state no batch has updated."""
+    import numpy as np
+    return np.full(tuple(int(d) for d in spec.shape if d is not None), STATE_RULES[spec.rule].fill, dtype=spec.dtype)

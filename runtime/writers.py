@@ -1,0 +1,127 @@
+"""Predictions files: each output's rows are appended to a raw scratch file batch by batch (memory stays
+bounded), then the final file is assembled in the format its suffix names, written atomically."""
+from __future__ import annotations
+
+import shutil
+import zipfile
+from pathlib import Path
+from typing import IO, Any, Callable
+
+import numpy as np
+
+from ..compiler.files import atomic_write
+from ..compiler.source import user_error
+from .session import TensorSpec
+
+TABLE_CHUNK = 1 << 16   # rows per table written to .parquet/.csv
+
+
+class RawColumns:
+    """Each output's rows appended to a raw temporary file in `folder`; the final format is assembled at the end."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.files: dict[str, IO[bytes]] = {}
+        self.meta: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
+        self.rows = 0
+
+    def append(self, outputs: dict[str, np.ndarray]) -> None:
+        for name, value in outputs.items():
+            if name not in self.files:
+                self.files[name] = open(self.folder / f"{len(self.files)}.raw", "wb")  # noqa: SIM115
+                self.meta[name] = (value.dtype, value.shape[1:])
+            self.files[name].write(np.ascontiguousarray(value).tobytes())
+        self.rows += len(next(iter(outputs.values())))
+
+    def append_empty(self, outputs: list[TensorSpec], names: list[str]) -> None:
+        """No rows came: still give each output its dtype and trailing shape (unknown sizes as 0)."""
+        self.append({o.name: np.empty((0, *[d if isinstance(d, int) else 0 for d in o.shape[1:]]), o.dtype)
+                     for o in outputs if o.name in names})
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+    def write_npy(self, name: str, out: IO[bytes]) -> None:
+        dtype, tail = self.meta[name]
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                  "shape": (self.rows, *tail)}
+        np.lib.format.write_array_header_2_0(out, header)
+        with open(self.files[name].name, "rb") as raw:
+            shutil.copyfileobj(raw, out, 1 << 22)
+
+    def memmap(self, name: str) -> np.ndarray:
+        dtype, tail = self.meta[name]
+        if self.rows == 0:
+            return np.empty((0, *tail), dtype)
+        return np.memmap(self.files[name].name, dtype=dtype, mode="r", shape=(self.rows, *tail))
+
+    def table_columns(self, lo: int, hi: int) -> dict[str, np.ndarray]:
+        """Outputs as table columns: [batch] -> NAME, [batch, k] -> NAME_0 .. NAME_{k-1} (NAME when k = 1)."""
+        cols = {}
+        for name in self.files:
+            values = self.memmap(name)[lo:hi]
+            flat = values.reshape(len(values), int(np.prod(values.shape[1:], dtype=np.int64)))  # -1 fails on 0 rows
+            if values.ndim == 1 or flat.shape[1] == 1:
+                cols[name] = np.asarray(flat[:, 0])
+            else:
+                for j in range(flat.shape[1]):
+                    cols[f"{name}_{j}"] = np.asarray(flat[:, j])
+        return cols
+
+
+def _write_npy(raw: RawColumns, tmp: Path) -> None:
+    if len(raw.files) != 1:
+        raise user_error(f"a .npy holds one array, the model has {len(raw.files)} outputs; use .npz")
+    with open(tmp, "wb") as out:
+        raw.write_npy(next(iter(raw.files)), out)
+
+
+def _write_npz(raw: RawColumns, tmp: Path) -> None:
+    with zipfile.ZipFile(tmp, "w", allowZip64=True) as z:
+        for name in raw.files:
+            with z.open(f"{name}.npy", "w", force_zip64=True) as out:
+                raw.write_npy(name, out)
+
+
+def _table_writer(open_writer: Callable[[str, Any], Any]) -> Callable[[RawColumns, Path], None]:
+    """A writer of tables TABLE_CHUNK rows at a time, through pyarrow."""
+    def write(raw: RawColumns, tmp: Path) -> None:
+        import pyarrow as pa
+        first = pa.table(raw.table_columns(0, min(TABLE_CHUNK, raw.rows)))
+        with open_writer(str(tmp), first.schema) as writer:
+            writer.write_table(first)
+            for lo in range(TABLE_CHUNK, raw.rows, TABLE_CHUNK):
+                writer.write_table(pa.table(raw.table_columns(lo, min(lo + TABLE_CHUNK, raw.rows))))
+    return write
+
+
+def _parquet(path: str, schema: Any) -> Any:
+    import pyarrow.parquet as pq
+    return pq.ParquetWriter(path, schema)
+
+
+def _csv(path: str, schema: Any) -> Any:
+    import pyarrow.csv as pcsv
+    return pcsv.CSVWriter(path, schema)
+
+
+WRITERS: dict[str, Callable[[RawColumns, Path], None]] = {
+    "npz": _write_npz, "npy": _write_npy, "parquet": _table_writer(_parquet), "csv": _table_writer(_csv),
+}
+SUFFIXES = tuple(f".{f}" for f in ("npz", "npy", "parquet", "csv"))   # the order messages list them in
+
+
+def output_format(path: str | Path) -> str:
+    """The format a predictions file's suffix names, or a user error listing those there are."""
+    fmt = Path(path).suffix.lstrip(".")
+    if fmt not in WRITERS:
+        raise user_error(f"predictions go to {', '.join(SUFFIXES)}, got {path}")
+    return fmt
+
+
+def write_predictions(raw: RawColumns, path: str | Path) -> None:
+    """The raw columns as the file `path` names, written atomically."""
+    write = WRITERS[output_format(path)]
+    with atomic_write(path) as (tmp,):
+        write(raw, tmp)

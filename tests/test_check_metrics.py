@@ -1,0 +1,240 @@
+"""Every loaded file goes through check.py, metric bodies included; the compiler's tables are the one home
+of their vocabularies (compiler/types.py, ops.py, operators.py, states.py, initializers.py); the prelude ships
+checked (runtime/prelude.json) so that evaluating with built-in metrics never loads the parser."""
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import modelc
+from helpers import ROOT, run_cli
+from modelc import ModelcError
+from modelc.compiler import driver
+from modelc.runtime.metrics import Metric, MetricSet, metric_definitions, parse_spec
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def rendered(text: str) -> str:
+    return "\n".join(d.render() for d in modelc.check_source(text, file="m.model"))
+
+
+# --- (a) the final part of a metric may only do what numpy runs on the merged states -------------------
+SOFTPLUS_IN_RETURN = """\
+metric smooth(y_true, y_pred) {
+    state total = sum(y_pred)
+    return softplus(total)
+}
+"""
+
+
+def test_return_calling_a_function_without_numpy_is_a_check_error():
+    assert rendered(SOFTPLUS_IN_RETURN) == (
+        "m.model:3:12: error: softplus() cannot run on the merged states; after the states a metric may call "
+        "abs, argmax, cast, clip, concat, cumsum, exp, log, max, mean, min, reshape, sigmoid, sqrt, sum, tanh, "
+        "transpose, trapz, where\n"
+        "    return softplus(total)\n"
+        "           ^^^^^^^^^^^^^^^")
+
+
+def test_cli_check_reports_softplus_in_a_return(tmp_path):
+    write(tmp_path / "m.model", SOFTPLUS_IN_RETURN)
+    result = run_cli("check", "m.model", cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("m.model:3:12: error: softplus() cannot run on the merged states")
+    assert result.stderr.endswith("    return softplus(total)\n           ^^^^^^^^^^^^^^^\n1 error\n")
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("    state s = sum(cumsum(y_pred))\n    return s",
+     "m.model:2:19: error: cumsum() runs only on the merged states: use it after a metric's states, in its return "
+     "or a statement that reads a state\n    state s = sum(cumsum(y_pred))\n                  ^^^^^^"),
+    ("    state s = mean(y_pred)\n    return s",
+     "m.model:2:15: error: a state is one of sum(...), count(...), min(...), max(...), bincount(...); compute the "
+     "value in a statement before it\n    state s = mean(y_pred)\n              ^^^^^^^^^^^^"),
+    ("    e = y_true - y_pred\n    state s = sum(e)\n    return s / e",
+     "m.model:4:16: error: 'e' is not known after the states; a return reads states and hyperparameters\n"
+     "    return s / e\n               ^"),
+    ("    state s = sum(y_pred)\n    return s -> relu",
+     "m.model:3:12: error: this expression cannot be evaluated on merged states\n    return s -> relu\n"
+     "           ^^^^^^^^^"),
+    ("    n = count(y_pred)\n    state s = sum(y_pred)\n    return s",
+     "m.model:2:9: error: count() declares a state: write `state NAME = count(...)` in a metric\n"
+     "    n = count(y_pred)\n        ^^^^^"),
+    ("    state s = bincount(cast(y_pred, int64), 3, weight=y_true)\n    return s",
+     "m.model:2:48: error: bincount has no parameter 'weight'; did you mean 'weights'?\n"
+     "    state s = bincount(cast(y_pred, int64), 3, weight=y_true)\n                                               "
+     "^^^^^^^^^^^^^"),
+])
+def test_metric_body_errors(body, expected):
+    assert rendered(f"metric m(y_true, y_pred) {{\n{body}\n}}\n") == expected
+
+
+def test_final_part_may_read_a_state_declared_after_it():
+    ok = "metric m(y_true, y_pred) {\n    state a = sum(y_pred)\n    r = a / b\n    state b = count(y_pred)\n" \
+         "    return r\n}\n"
+    assert rendered(ok) == ""
+
+
+# --- (b) an --import'ed metric file is checked when it loads, before any ONNX -------------------------
+BAD_LIB = """\
+metric max_error(y_true, y_pred) {
+    state worst = max(abs(y_true - y_pedr))
+    return worst
+}
+"""
+BAD_LIB_DIAGNOSTIC = ("{lib}:2:36: error: undefined name 'y_pedr'; did you mean 'y_pred'?\n"
+                      "    state worst = max(abs(y_true - y_pedr))\n"
+                      "                                   ^^^^^^")
+
+
+def test_metric_file_with_an_error_fails_to_load(tmp_path, monkeypatch):
+    lib = write(tmp_path / "lib.model", BAD_LIB)
+    from modelc.compiler import emit
+    monkeypatch.setattr(emit, "emit_model", lambda *a, **k: pytest.fail("ONNX was built"))
+    with pytest.raises(ModelcError) as caught:
+        metric_definitions(driver.load_file(lib))
+    assert str(caught.value) == BAD_LIB_DIAGNOSTIC.format(lib=lib)
+
+
+def test_cli_check_points_into_the_imported_metric_file(tmp_path):
+    write(tmp_path / "lib.model", BAD_LIB)
+    write(tmp_path / "main.model", 'import "lib.model"\nmodel m(x: float32[batch, 1]) {\n    return x\n}\n')
+    result = run_cli("check", "main.model", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == BAD_LIB_DIAGNOSTIC.format(lib="lib.model") + "\n1 error\n"
+
+
+def test_cli_eval_import_points_into_the_imported_metric_file(tmp_path):
+    x = helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["batch"])
+    y = helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["batch"])
+    model = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "id", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "id.onnx")
+    np.savez(tmp_path / "data.npz", x=np.arange(4.0), label=np.arange(4.0))
+    write(tmp_path / "lib.model", BAD_LIB)
+    result = run_cli("eval", "id.onnx", "--data", "data.npz", "--target", "label", "--import", "lib.model",
+                     "--metric", "max_error", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert BAD_LIB_DIAGNOSTIC.format(lib="lib.model") in result.stderr
+
+
+# --- metric specs: parsed by the grammar's second start rule -------------------------------------------
+def test_metric_specs():
+    assert parse_spec("mse") == ("mse", [], {})
+    assert parse_spec(" huber(threshold=2) ") == ("huber", [], {"threshold": 2})
+    assert parse_spec('auc(bins=-3, spacing="logit")') == ("auc", [], {"bins": -3, "spacing": "logit"})
+    assert parse_spec("m(1.5, [1, 2], true)") == ("m", [1.5, [1, 2], True], {})
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("huber(threshold=", "cannot read metric 'huber(threshold=' (unexpected end of file; expected an expression)"),
+    ("huber(threshold=x+1)", "cannot read metric 'huber(threshold=x+1)' (an argument is a number, a string"),
+    ("huber(threshold=1, threshold=2)", "cannot read metric 'huber(threshold=1, threshold=2)' (huber got "
+                                        "'threshold' twice)"),
+    ("huber(thresh=2)", "metric 'huber(thresh=2)': huber has no parameter 'thresh'; did you mean 'threshold'?"),
+    ("msee", "unknown metric 'msee'; did you mean 'mse'?"),
+])
+def test_bad_metric_specs_are_diagnostics(spec, message):
+    with pytest.raises(ModelcError) as caught:
+        MetricSet([spec])
+    (d,) = caught.value.diagnostics
+    assert d.span is None and d.message.startswith(message)
+
+
+# --- the prelude ships checked, and loads without the parser ------------------------------------------
+def test_prelude_json_is_the_checked_prelude():
+    from modelc.runtime.prelude import PRELUDE_JSON, REGENERATE, fresh_prelude_json
+    assert PRELUDE_JSON.read_text(encoding="utf-8") == fresh_prelude_json(), \
+        f"runtime/prelude.json is stale: regenerate it with `{REGENERATE}`"
+
+
+def test_prelude_spans_point_into_prelude_model():
+    from modelc.runtime.prelude import PRELUDE, prelude_definitions
+    mse = next(d for d in prelude_definitions() if d.name == "mse")
+    assert mse.loc.file == str(PRELUDE)
+    assert PRELUDE.read_text().split("\n")[mse.loc.line - 1].startswith("metric mse(")
+
+
+def test_builtin_metrics_load_no_parser():
+    code = ("import sys\n"
+            "from modelc.compiler.types import TensorType\n"
+            "from modelc.runtime.metrics import MetricSet\n"
+            "MetricSet(['mse']).state_graph(TensorType('float32', ('batch',)), TensorType('float32', ('batch',)), "
+            "False)\n"
+            "print(sorted(m for m in sys.modules if m == 'lark' or m.startswith(('lark.', 'modelc.compiler.parse', "
+            "'modelc.compiler.check', 'modelc.compiler.driver'))))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout == "[]\n"
+
+
+def test_metric_works_with_the_shipped_prelude():
+    m = Metric("mse")
+    m.update(np.array([1.0, 2.0]), np.array([1.5, 2.5]))
+    assert m.result() == 0.25
+
+
+# --- one home per vocabulary --------------------------------------------------------------------------
+def test_dtype_table_matches_onnx_and_numpy():
+    from modelc.compiler.types import DTYPES, dtype_name, numpy_dtype
+    for name, d in DTYPES.items():
+        assert helper.tensor_dtype_to_np_dtype(d.onnx) == numpy_dtype(name), name
+        assert numpy_dtype(name).itemsize == d.itemsize and dtype_name(numpy_dtype(name)) == name
+    assert dtype_name(np.uint8) is None
+
+
+def test_activation_layers_come_from_the_function_table():
+    from modelc.compiler.layers import BUILTIN_LAYERS
+    from modelc.compiler.ops import FUNCTIONS
+    for name in ("relu", "sigmoid", "tanh", "softplus", "softmax"):
+        assert BUILTIN_LAYERS[name].doc == FUNCTIONS[name].doc
+    assert BUILTIN_LAYERS["softmax"].hparams == [("axis", "int", -1)]
+
+
+def test_merge_state_follows_each_rule():
+    from modelc.compiler.states import merge_state
+    a, b = np.array([1.0, 5.0]), np.array([3.0, 2.0])
+    assert merge_state("sum", a, b).tolist() == [4.0, 7.0]
+    assert merge_state("min", a, b).tolist() == [1.0, 2.0]
+    assert merge_state("max", a, b).tolist() == [3.0, 5.0]
+
+
+def test_compiler_imports_run_one_way():
+    """No cycle among compiler/ modules, TYPE_CHECKING imports included: layers never see the lowerer."""
+    folder = ROOT / "compiler"
+    modules = {p.stem for p in folder.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                deps.update([node.module.split(".")[0]] if node.module else [a.name for a in node.names])
+        graph[path.stem] = deps & modules
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        assert module not in path, "import cycle: " + " -> ".join([*path, module])
+        if module not in done:
+            for dep in sorted(graph[module]):
+                visit(dep, [*path, module])
+            done.add(module)
+    for module in sorted(graph):
+        visit(module, [])
+    assert "lower" not in graph["layers"]
+
+
+def test_prelude_json_is_package_data():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert '"modelc.runtime" = ["*.model", "*.json"]' in text
+    assert json.loads((ROOT / "runtime" / "prelude.json").read_text())["definitions"]
