@@ -40,6 +40,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# lint (ruff, pinned in the test extra) and the shape of the code (imports one way, short functions)
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q tests/test_layout.py
+
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 

@@ -16,11 +16,8 @@ def atomic_write(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     (the last path last, so a model file appears only once its external data is in place); on failure
     the temporaries are removed and the old files are left as they were.
 
-        >>> import tempfile; folder = tempfile.mkdtemp()
-        >>> with atomic_write(f"{folder}/a.txt") as (tmp,):
-        ...     _ = tmp.write_text("hello")
-        >>> open(f"{folder}/a.txt").read()
-        'hello'
+        with atomic_write("predictions.csv") as (tmp,):
+            write_csv(tmp)      # an exception here leaves any old predictions.csv untouched
     """
     finals = [Path(p) for p in paths]
     temps = [p.with_name(f".{p.name}.tmp{os.getpid()}") for p in finals]

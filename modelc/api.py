@@ -64,6 +64,15 @@ def params(path: str | os.PathLike, model: str | None = None) -> list[dict[str, 
     return driver.params_of(driver.load_file(path), model)
 
 
-def summary(path: str | os.PathLike, model: str | None = None) -> Any:
-    """The lowered model's top-level layer rows (see modelc summary)."""
-    return driver.lower_program(driver.load_file(path), model)
+def summary(path: str | os.PathLike, model: str | None = None) -> list[dict[str, Any]]:
+    """The rows of `modelc summary`, one per top-level layer instance, in graph order: its path, layer,
+    output shape, parameter count and the graph value that holds its output.
+
+    >>> import modelc
+    >>> row = modelc.summary("samples/housing.model")[0]
+    >>> row["path"], row["output_shape"], row["params"]
+    ('my_dense', ['batch', 30], 270)
+    """
+    lowered = driver.lower_program(driver.load_file(path), model)
+    return [{"path": r.path, "layer": r.layer, "output_shape": list(r.output.shape) if r.output else None,
+             "params": r.params, "value": r.value} for r in lowered.layers]

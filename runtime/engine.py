@@ -101,7 +101,7 @@ def evaluate_local(plan: EvalPlan, source: Source, data: Any, provider: str, pro
     started = time.perf_counter()
 
     def on_batch(states: dict[str, np.ndarray], rows: int) -> None:
-        plan.metric_set.check_states(states)   # labels out of range fail at the batch that has them, before a checkpoint
+        plan.metric_set.check_states(states)  # labels out of range fail at their batch, before a checkpoint
         bar.advance(rows)
         if tally.batches % checkpoints.every == 0:
             checkpoints.save(tally)

@@ -3,7 +3,6 @@ of their vocabularies (compiler/types.py, ops.py, operators.py, states.py, initi
 checked (runtime/prelude.json) so that evaluating with built-in metrics never loads the parser."""
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
@@ -130,6 +129,17 @@ def test_cli_eval_import_points_into_the_imported_metric_file(tmp_path):
     assert BAD_LIB_DIAGNOSTIC.format(lib="lib.model") in result.stderr
 
 
+@pytest.mark.parametrize("lib, metric", [(BAD_LIB, "max_error"), (SOFTPLUS_IN_RETURN, "smooth")])
+def test_cli_eval_reports_a_bad_import_before_reading_any_data(tmp_path, lib, metric):
+    """The import is checked when it loads: the data file (absent here) is never opened, no batch runs."""
+    write(tmp_path / "lib.model", lib)
+    write(tmp_path / "m.model", "model m(x: float32[batch, 1]) {\n    return x\n}\n")
+    result = run_cli("eval", "m.model", "--data", "absent.npz", "--target", "y", "--import", "lib.model",
+                     "--metric", metric, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "absent.npz" not in result.stderr
+    assert result.stderr.startswith("lib.model:") and "^" in result.stderr
+
+
 # --- metric specs: parsed by the grammar's second start rule -------------------------------------------
 def test_metric_specs():
     assert parse_spec("mse") == ("mse", [], {})
@@ -208,30 +218,6 @@ def test_merge_state_follows_each_rule():
     assert merge_state("sum", a, b).tolist() == [4.0, 7.0]
     assert merge_state("min", a, b).tolist() == [1.0, 2.0]
     assert merge_state("max", a, b).tolist() == [3.0, 5.0]
-
-
-def test_compiler_imports_run_one_way():
-    """No cycle among compiler/ modules, TYPE_CHECKING imports included: layers never see the lowerer."""
-    folder = ROOT / "compiler"
-    modules = {p.stem for p in folder.glob("*.py")}
-    graph: dict[str, set[str]] = {}
-    for path in folder.glob("*.py"):
-        deps = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                deps.update([node.module.split(".")[0]] if node.module else [a.name for a in node.names])
-        graph[path.stem] = deps & modules
-    done: set[str] = set()
-
-    def visit(module: str, path: list[str]) -> None:
-        assert module not in path, "import cycle: " + " -> ".join([*path, module])
-        if module not in done:
-            for dep in sorted(graph[module]):
-                visit(dep, [*path, module])
-            done.add(module)
-    for module in sorted(graph):
-        visit(module, [])
-    assert "lower" not in graph["layers"]
 
 
 def test_prelude_json_is_package_data():

@@ -71,9 +71,9 @@ def test_fp16_variant_statistics_match_numpy_and_the_verdict_fails_at_tight_tole
     worst = np.unravel_index(np.argmax(diff), diff.shape)
     assert stats["worst"]["index"] == [int(i) for i in worst]
     assert stats["worst"]["value"] == pytest.approx(float(b["y"][worst]))
-    lowered = modelc.summary("samples/housing.model")
-    first = next(r.path for r in lowered.layers
-                 if (np.abs(b[r.value].astype(np.float64) - a[r.value]) > 1e-6 * np.abs(a[r.value])).any())
+    rows = modelc.summary("samples/housing.model")
+    first = next(r["path"] for r in rows
+                 if (np.abs(b[r["value"]].astype(np.float64) - a[r["value"]]) > 1e-6 * np.abs(a[r["value"]])).any())
     assert report["first_diverging_layer"] == first
 
 
