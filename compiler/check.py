@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from . import nodes as N
+from .nodes import MAX_REPEAT
 from .arguments import unknown_keyword
 from .initializers import INITIALIZERS
 from .layers import BUILTIN_LAYERS
@@ -19,7 +20,6 @@ from .states import STATE_RULES, split_metric, state_rule
 from .types import DTYPES
 
 MAX_ERRORS = 20
-MAX_REPEAT = 100_000  # a typo like `repeat 1000000000` gets a diagnostic instead of a hang
 HPARAM_TYPES = ("int", "float", "bool", "str", "layer")
 
 # What a metric's final part may name besides its hyperparameters, states and final statements.
@@ -237,23 +237,26 @@ class Checker:
                 self.check_keywords(node.name, node.kwargs, scope)
                 stack.extend([*(node.args or []), *(k.value for k in node.kwargs)])
             elif isinstance(node, N.Repeat):
-                stack.append(self.check_repeat(node))
+                stack.extend(self.check_repeat(node))
             elif isinstance(node, N.Pipe):
                 stack.extend([node.value, node.stage])
             else:
                 stack.extend(operands(node))
 
-    def check_repeat(self, node: N.Repeat) -> N.Stage:
-        """Report bad counts; returns the stage repeated."""
-        copies, stage = 1, node
+    def check_repeat(self, node: N.Repeat) -> list[object]:
+        """Report literal counts below 1 or past the limit (counts over hyperparameters are checked when the
+        layer is instantiated); returns what to check next: the counts' names and the stage repeated."""
+        copies, stage, counts = 1, node, []
         while isinstance(stage, N.Repeat):
-            if stage.count < 1:
-                self.report(stage.loc, f"repeat count must be at least 1, got {stage.count}")
-            copies *= max(stage.count, 1)
+            counts.append(stage.count)
+            if isinstance(stage.count, N.Number):
+                if stage.count.value < 1:
+                    self.report(stage.count.loc, f"repeat count must be at least 1, got {stage.count.value}")
+                copies *= max(int(stage.count.value), 1)
             stage = stage.stage
         if copies > MAX_REPEAT:
             self.report(node.loc, f"repeat applies its stage {copies} times, more than the limit of {MAX_REPEAT}")
-        return stage
+        return [*counts, stage]
 
     def check_final_expr(self, e: N.Expr, final_scope: set[str], scope: dict[str, Span]) -> None:
         """An expression of a metric's final part, run with numpy on the merged states (runtime/finalize.py)."""

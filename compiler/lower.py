@@ -12,6 +12,7 @@ from typing import Any
 
 from . import ir
 from . import nodes as N
+from .nodes import MAX_REPEAT
 from .arguments import bind_arguments
 from .builder import BlockBuilder
 from .initializers import INITIALIZERS, bind_initializer
@@ -236,22 +237,36 @@ class Lowerer:
 
     def apply_stage(self, st: N.Stage, x: Any, env: Env, b: BlockBuilder) -> Any:
         """Apply a stage to a tensor, or to the tensors a multi-output layer returned (its inputs, in order)."""
-        if isinstance(st, N.Repeat):  # a count below 1: check.py has reported it
+        if isinstance(st, N.Repeat):
+            count = self.repeat_count(st.count, env, b)
             if not st.shared:
-                for _ in range(st.count):
+                for _ in range(count):
                     x = self.apply_stage(st.stage, x, env, b)
                 return x
             lv = self.stage_layer(st.stage, x, env, b)
             if not isinstance(lv, LayerVal):
                 raise error(st.stage.loc, "repeat shared needs a layer, not a function")
             instance = b.instance_name(lv.name, lv.explicit_name, st.loc)
-            for _ in range(st.count):
+            for _ in range(count):
                 x = self.apply_layer(lv, _inputs(x), b, st.stage.loc, instance)
             return x
         stage = self.stage_layer(st, x, env, b)
         if isinstance(stage, LayerVal):
             return self.apply_layer(stage, _inputs(x), b, st.loc)
         return stage  # a built-in function, already applied to x
+
+    def repeat_count(self, e: N.Expr, env: Env, b: BlockBuilder) -> int:
+        """A repeat count's value here, where the hyperparameters it reads are bound: an int from 1 to the limit."""
+        count = self.eval(e, env, b)
+        if count is POISON:
+            raise CheckError([])
+        if not isinstance(count, int) or isinstance(count, bool):
+            got = count if isinstance(count, float) else describe(count)
+            raise error(e.loc, f"repeat count must be a constant integer, got {got}")
+        if not 1 <= count <= MAX_REPEAT:
+            raise error(e.loc, f"repeat count must be at least 1, got {count}" if count < 1 else
+                        f"repeat count {count} is more than the limit of {MAX_REPEAT}")
+        return count
 
     def stage_layer(self, st: N.Stage, x: ir.Value, env: Env, b: BlockBuilder) -> Any:
         """The layer a stage names, bound; or, for a built-in function, its result on x."""

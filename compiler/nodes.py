@@ -97,10 +97,13 @@ class StageRef:        # `-> relu` (args None) or `-> dense(4, name="d")`
     kwargs: list[Keyword]
 
 
+MAX_REPEAT = 100_000  # a typo like `repeat 1000000000` gets a diagnostic instead of a hang
+
+
 @dataclass
-class Repeat:          # `-> repeat 3 residual(30)`, `-> repeat 2 shared dense(8)`
+class Repeat:          # `-> repeat 3 residual(30)`, `-> repeat 2 shared dense(8)`, `-> repeat n_layers d`
     loc: Span
-    count: int
+    count: "Expr"         # integer arithmetic over literals and hyperparameters
     shared: bool
     stage: "Stage"
 

@@ -175,9 +175,9 @@ class ToAst(Transformer_NonRecursive):
 
     def stage_repeat(self, meta: Any, items: list) -> N.Repeat:
         _, count, shared, stage = items
-        if count.type == "NUMBER":
-            raise _fail(span_of(self.file, count), f"repeat count must be an integer, got {count}")
-        return N.Repeat(self._loc(meta), int(count), shared is not None, stage)
+        if isinstance(count, N.Number) and not count.is_int:
+            raise _fail(count.loc, f"repeat count must be an integer, got {count.value}")
+        return N.Repeat(self._loc(meta), count, shared is not None, stage)
 
     def binary(self, meta: Any, items: list) -> N.Binary:
         left, op, right = items

@@ -462,9 +462,52 @@ model m(x: float32[batch, 8]) {
 }
 """,
      """\
-t.model:2:17: error: repeat count must be at least 1, got 0
+t.model:2:24: error: repeat count must be at least 1, got 0
     return x -> repeat 0 dense(4)
-                ^^^^^^^^^^^^^^^^^"""),
+                       ^"""),
+    ('repeat_count_hyperparameter_zero', """\
+layer stack(n: int)(x: [batch, k]) {
+    return x -> repeat n - 1 dense(4)
+}
+model m(x: float32[batch, 8]) {
+    return x -> stack(1)
+}
+""",
+     """\
+t.model:2:24: error: repeat count must be at least 1, got 0
+    return x -> repeat n - 1 dense(4)
+                       ^^^^^"""),
+    ('repeat_count_not_constant', """\
+model m(x: float32[batch, 8]) {
+    n = x
+    return x -> repeat n dense(4)
+}
+""",
+     """\
+t.model:3:24: error: repeat count must be a constant integer, got tensor float32[batch, 8]
+    return x -> repeat n dense(4)
+                       ^"""),
+    ('repeat_count_float_hyperparameter', """\
+layer stack(n: float)(x: [batch, k]) {
+    return x -> repeat n / 2 dense(4)
+}
+model m(x: float32[batch, 8]) {
+    return x -> stack(3.0)
+}
+""",
+     """\
+t.model:2:24: error: repeat count must be a constant integer, got 1.5
+    return x -> repeat n / 2 dense(4)
+                       ^^^^^"""),
+    ('repeat_count_undefined_name', """\
+model m(x: float32[batch, 8]) {
+    return x -> repeat n_layers dense(4)
+}
+""",
+     """\
+t.model:2:24: error: undefined name 'n_layers'
+    return x -> repeat n_layers dense(4)
+                       ^^^^^^^^"""),
     ('repeat_too_many', """\
 model m(x: float32[batch, 8]) {
     return x -> repeat 1000 repeat 1000 relu
