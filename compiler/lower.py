@@ -16,7 +16,8 @@ from .nodes import MAX_REPEAT
 from .arguments import bind_arguments
 from .builder import BlockBuilder
 from .initializers import INITIALIZERS, bind_initializer
-from .layers import BUILTIN_LAYERS, REQUIRED, BuiltinLayer, LayerContext
+from .layers import BUILTIN_LAYERS
+from .layers_base import REQUIRED, BuiltinLayer, LayerContext
 from .operators import binary, unary
 from .ops import CONSTANTS, FUNCTIONS, call_function
 from .source import CheckError, Diagnostic, Span, did_you_mean, error
@@ -424,8 +425,9 @@ class Lowerer:
         hp = self.complete(lv, loc)
         layer = lv.layer
         if isinstance(layer, BuiltinLayer):
-            if len(inputs) != 1 and not layer.variadic:
-                raise error(loc, f"{layer.name} takes one input, got {len(inputs)}")
+            fewest, most = layer.inputs
+            if len(inputs) < fewest or most is not None and len(inputs) > most:
+                raise error(loc, f"{layer.name} takes {_count_phrase(fewest, most)}, got {len(inputs)}")
             name = instance or b.instance_name(layer.name, lv.explicit_name, loc)
             with b.scope(name):
                 out = layer.lower(self.context, b, inputs, hp, loc)
@@ -500,6 +502,15 @@ class Lowerer:
             raise error(loc, f"{d.name} expects input{which} {spec.dtype or ''}[{', '.join(shown)}], "
                              f"got {x.type.dtype if spec.dtype else ''}[{', '.join(show_dim(s) for s in shape)}]")
         symbols.update(trial)
+
+
+def _count_phrase(fewest: int, most: int | None) -> str:
+    """How many inputs a layer takes, in words: "one input", "2 or 3 inputs", "at least one input"."""
+    if most is None:
+        return "at least one input" if fewest == 1 else f"at least {fewest} inputs"
+    if fewest == most:
+        return "one input" if fewest == 1 else f"{fewest} inputs"
+    return f"{fewest} to {most} inputs" if most > fewest + 1 else f"{fewest} or {most} inputs"
 
 
 def _inputs(x: Any) -> list[Any]:
