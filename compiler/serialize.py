@@ -13,7 +13,6 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from .files import atomic_write
 from .ir import WeightSlot
@@ -70,7 +69,7 @@ def copy_except(message: Any, skip: str) -> Any:
     return out
 
 
-Tensor = tuple[onnx.TensorProto, Any]  # an initializer without raw_data, and its bytes (None: external data)
+Tensor = tuple[onnx.TensorProto, Any]  # an initializer without raw_data, and its bytes (None: none to place)
 EXTERNAL_DATA_BYTES = 2**31 - 2**24  # a protobuf holds at most 2 GB: weights beyond this go to FILE.data
 INLINE_BYTES = 1024  # with external data, smaller tensors stay inline (onnx.save's size_threshold)
 
@@ -106,12 +105,12 @@ def write_tensors(path: str | os.PathLike, model: onnx.ModelProto, graph: onnx.G
     atomically. Over EXTERNAL_DATA_BYTES in all, every tensor of INLINE_BYTES or more goes to PATH.data."""
     path = Path(path)
     data_name = path.name + ".data"
-    external = sum(len(raw) for _, raw in tensors) > EXTERNAL_DATA_BYTES
+    external = sum(len(raw) for _, raw in tensors if raw is not None) > EXTERNAL_DATA_BYTES
     layout: list[Tensor] = []
     data: list[tuple[int, Any]] = []
     end = 0
     for head, raw in tensors:
-        if external and len(raw) >= INLINE_BYTES:
+        if external and raw is not None and len(raw) >= INLINE_BYTES:
             head.data_location = onnx.TensorProto.EXTERNAL
             for key, value in (("location", data_name), ("offset", str(end)), ("length", str(len(raw)))):
                 head.external_data.add(key=key, value=value)
@@ -155,9 +154,8 @@ def _initializer(t: onnx.TensorProto) -> Tensor:
                          "loaded; load the model with its external data first")
     if t.HasField("raw_data"):
         return copy_except(t, "raw_data"), t.raw_data
-    # typed fields (float_data, ...) become raw bytes, which every reader takes as the same tensor
-    head = onnx.TensorProto(name=t.name, data_type=t.data_type, dims=t.dims)
-    return head, _little_endian_bytes(numpy_helper.to_array(t))
+    # typed fields (float_data, string_data, packed int4 in int32_data, ...) are written as they are
+    return t, None
 
 
 def _little_endian_bytes(array: np.ndarray) -> memoryview:

@@ -221,6 +221,14 @@ def merge_state(rule: str, a: Any, b: Any) -> Any:
     return STATE_RULES[rule].merge(a, b)
 
 
+def merge_states(into: dict[str, Any], new: dict[str, Any], rules: dict[str, str]) -> None:
+    """Merge the states `new` into `into`, each by its rule; a state `into` lacks is copied in."""
+    import numpy as np
+    for name, value in new.items():
+        value = np.asarray(value)
+        into[name] = value.copy() if name not in into else merge_state(rules[name], into[name], value)
+
+
 def default_state(spec: StateSpec) -> "np.ndarray":
     """The value of a state no batch has updated."""
     import numpy as np

@@ -7,12 +7,14 @@ import sys
 import warnings
 from typing import Any
 
+from .runtime.defaults import DEFAULT_BATCH, DEFAULT_FORMAT, PREDICTION_FORMATS
+
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="a .model or .onnx file")
     p.add_argument("--data", required=True, action="append",
                    help=".npz, .npy, .csv or .parquet; a glob ('data/part-*.parquet'), a directory, or repeated")
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
     p.add_argument("--provider", default="cpu", choices=["cpu", "cuda", "reference"])
     p.add_argument("--columns", action="append", default=[], metavar="INPUT=C1,C2",
                    help="which columns feed a model input (repeatable)")
@@ -167,8 +169,8 @@ def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     _common(p)
     p.add_argument("-o", "--output", required=True, help="predictions: .npz, .npy, .parquet or .csv")
     p.add_argument("--outputs", action="append", default=[], help="model outputs to write (default: all)")
-    p.add_argument("--format", choices=["parquet", "npz", "npy", "csv"],
-                   help="with -o DIR/: each partition's predictions file (default parquet)")
+    p.add_argument("--format", choices=PREDICTION_FORMATS,
+                   help=f"with -o DIR/: each partition's predictions file (default {DEFAULT_FORMAT})")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_run)
 
@@ -190,7 +192,7 @@ def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p = sub.add_parser("compare", help="one model across providers, precisions or compile options")
     p.add_argument("model", help="a .model or .onnx file")
     p.add_argument("--data", required=True, help=".npz, .npy, .csv or .parquet")
-    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
     p.add_argument("--providers", default="cpu,reference", help="comma-separated: cpu, cuda, reference")
     p.add_argument("--variants", help="comma-separated: fp32, fp16, bf16, functions, inline, opsetN (.model only)")
     p.add_argument("--rtol", type=float)

@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data import Batch, Source, data_error
+from ..compiler.source import user_error
+from .data import Batch, Source
 from .session import TensorSpec
 
 
@@ -28,7 +29,7 @@ def parse_columns(specs: list[str]) -> dict[str, list[str]]:
     for spec in specs:
         name, sep, cols = spec.partition("=")
         if not sep or not name or not cols:
-            raise data_error(f"--columns expects INPUT=COL1,COL2,..., got '{spec}'")
+            raise user_error(f"--columns expects INPUT=COL1,COL2,..., got '{spec}'")
         out[name.strip()] = [c.strip() for c in cols.split(",") if c.strip()]
     return out
 
@@ -36,7 +37,7 @@ def parse_columns(specs: list[str]) -> dict[str, list[str]]:
 def _require(source: Source, name: str, what: str) -> None:
     if name not in source.names:
         from ..compiler.source import did_you_mean
-        raise data_error(f"{source.path} has no {'column' if source.tabular else 'array'} '{name}' for {what}"
+        raise user_error(f"{source.path} has no {'column' if source.tabular else 'array'} '{name}' for {what}"
                          f"{did_you_mean(name, source.names)}; it has: {', '.join(source.names) or 'nothing'}")
 
 
@@ -45,12 +46,12 @@ def plan_columns(source: Source, inputs: list[TensorSpec], target: str | None = 
     columns = dict(columns or {})
     for name in columns:
         if name not in [i.name for i in inputs]:
-            raise data_error(f"--columns names '{name}', which is not a model input "
+            raise user_error(f"--columns names '{name}', which is not a model input "
                              f"(inputs: {', '.join(i.name for i in inputs)})")
     for name, what in ((target, "--target"), (weight, "--sample-weight")):
         if name is not None:
             if not source.tabular and len(source.names) == 1 and source.path.endswith(".npy"):
-                raise data_error(f"{source.path} holds one array; give {what} with a .npz, .csv or .parquet")
+                raise user_error(f"{source.path} holds one array; give {what} with a .npz, .csv or .parquet")
             _require(source, name, what)
     plan = ColumnPlan({}, target, weight)
     reserved = {target, weight}
@@ -72,24 +73,24 @@ def plan_columns(source: Source, inputs: list[TensorSpec], target: str | None = 
         elif spec.name in free:
             cols = [spec.name]
         else:
-            raise data_error(f"say which columns feed model input '{spec.name}': --columns {spec.name}=COL1,COL2,...")
+            raise user_error(f"say which columns feed model input '{spec.name}': --columns {spec.name}=COL1,COL2,...")
         for c in cols:
             _require(source, c, f"model input '{spec.name}'")
         rank = len(spec.shape)
         if rank == 1:
             if len(cols) != 1:
-                raise data_error(f"model input '{spec.name}' {list(spec.shape)} takes one column, got {len(cols)}: "
+                raise user_error(f"model input '{spec.name}' {list(spec.shape)} takes one column, got {len(cols)}: "
                                  f"{', '.join(cols)}; use --columns {spec.name}=COL")
             plan.stacked[spec.name] = False
         elif rank == 2:
             k = spec.shape[1]
             if isinstance(k, int) and k != len(cols):
                 extra = f" besides the target '{target}'" if target else ""
-                raise data_error(f"model input '{spec.name}' takes {k} columns, {source.path} has {len(cols)}"
+                raise user_error(f"model input '{spec.name}' takes {k} columns, {source.path} has {len(cols)}"
                                  f"{extra}: {', '.join(cols)}")
             plan.stacked[spec.name] = True
         else:
-            raise data_error(f"model input '{spec.name}' has rank {rank}; columns of a table feed rank 1 or 2 "
+            raise user_error(f"model input '{spec.name}' has rank {rank}; columns of a table feed rank 1 or 2 "
                              "inputs only (use .npz for others)")
         plan.inputs[spec.name] = cols
     source.select(plan.used())  # only what the plan reads sets the rows (an .npz may hold other arrays)
@@ -100,7 +101,7 @@ def _cast(values: np.ndarray, spec: TensorSpec, what: str) -> np.ndarray:
     if values.dtype == spec.dtype:
         return values
     if values.dtype.kind in "OUS" or not np.can_cast(values.dtype, spec.dtype, casting="same_kind"):
-        raise data_error(f"{what} has dtype {values.dtype.name}, model input '{spec.name}' expects "
+        raise user_error(f"{what} has dtype {values.dtype.name}, model input '{spec.name}' expects "
                          f"{spec.dtype.name}")
     return values.astype(spec.dtype)
 
@@ -116,7 +117,7 @@ def feeds_for(batch: Batch, plan: ColumnPlan, inputs: list[TensorSpec]) -> dict[
             value = _cast(batch[cols[0]], spec, f"{'column' if spec.name in plan.stacked else 'array'} '{cols[0]}'")
         want = spec.shape
         if len(value.shape) != len(want) or any(isinstance(w, int) and w != g for w, g in zip(want, value.shape)):
-            raise data_error(f"model input '{spec.name}' expects shape [{', '.join(str(d) for d in want)}], "
+            raise user_error(f"model input '{spec.name}' expects shape [{', '.join(str(d) for d in want)}], "
                              f"data gives {list(value.shape)}")
         feeds[spec.name] = value
     return feeds

@@ -20,7 +20,8 @@ from ..compiler.files import atomic_write
 from ..compiler.source import user_error
 from .columns import ColumnPlan, feeds_for, plan_columns
 from .data import NpySource, Source, open_source
-from .engine import DEFAULT_BATCH, check_batch_size
+from .defaults import DEFAULT_BATCH
+from .engine import check_batch_size
 from .metrics import Metric, metric_definitions
 from .model import model_inputs
 from .session import Session, TensorSpec

@@ -8,13 +8,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..compiler.source import Diagnostic, ModelcError
+from ..compiler.source import user_error
 
 Batch = dict[str, np.ndarray]
-
-
-def data_error(message: str) -> ModelcError:
-    return ModelcError(Diagnostic(None, message))
 
 
 class Source:
@@ -51,13 +47,13 @@ class NpySource(Source):
                 self.shape, fortran, self.dtype = _read_header(f)
                 self.offset = f.tell()
         except (OSError, ValueError) as e:
-            raise data_error(f"cannot read {path}: {e}") from None
+            raise user_error(f"cannot read {path}: {e}") from None
         if self.dtype.hasobject:
-            raise data_error(f"{path} holds Python objects; pickled data is not read")
+            raise user_error(f"{path} holds Python objects; pickled data is not read")
         if not self.shape:
-            raise data_error(f"{path} holds a scalar, not rows")
+            raise user_error(f"{path} holds a scalar, not rows")
         if fortran and len(self.shape) > 1:
-            raise data_error(f"{path} is Fortran-ordered; save it C-ordered")
+            raise user_error(f"{path} is Fortran-ordered; save it C-ordered")
         self.names = [Path(path).stem]
         self.num_rows = self.shape[0]
         self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
@@ -75,15 +71,20 @@ class NpySource(Source):
     def as_table(self) -> "Source":
         """A 2-D array seen as a table whose columns are named "0", "1", ... (so --target 8 works)."""
         if len(self.shape) != 2:
-            raise data_error(f"{self.path} has shape {list(self.shape)}; only a 2-D .npy has columns for --target")
+            raise user_error(f"{self.path} has shape {list(self.shape)}; only a 2-D .npy has columns for --target")
         return NpyTable(self)
 
 
 def _read_rows(f: Any, rows: int, shape: tuple[int, ...], dtype: np.dtype, path: str) -> np.ndarray:
-    """The next `rows` rows of a C-ordered array of `shape`, read straight into a new array (one copy)."""
+    """The next `rows` rows of a C-ordered array of `shape`, read straight into a new array (one copy).
+    One read returns at most about 2 GB on Linux: read until the array is full."""
     data = np.empty((rows, *shape[1:]), dtype)
-    if data.nbytes and f.readinto(memoryview(data).cast("B")) != data.nbytes:
-        raise data_error(f"{path} ends before its {shape[0] if shape else 1} rows")
+    view, done = memoryview(data).cast("B"), 0
+    while done < data.nbytes:
+        got = f.readinto(view[done:])
+        if not got:
+            raise user_error(f"{path} ends before its {shape[0] if shape else 1} rows")
+        done += got
     return data
 
 
@@ -126,7 +127,7 @@ class NpzSource(Source):
             self.zip = zipfile.ZipFile(path)
             self.members = {m.name: m for m in (self._header(n) for n in self.zip.namelist() if n.endswith(".npy"))}
         except (OSError, ValueError, zipfile.BadZipFile) as e:
-            raise data_error(f"cannot read {path}: {e}") from None
+            raise user_error(f"cannot read {path}: {e}") from None
         self.names = list(self.members)
         lengths = {m.shape[0] for m in self.members.values() if m.shape}
         self.num_rows = min(lengths) if lengths else 0
@@ -135,9 +136,9 @@ class NpzSource(Source):
         with self.zip.open(entry) as f:
             shape, fortran, dtype = _read_header(f)
         if dtype.hasobject:
-            raise data_error(f"{self.path}: array '{entry[:-4]}' holds Python objects; pickled data is not read")
+            raise user_error(f"{self.path}: array '{entry[:-4]}' holds Python objects; pickled data is not read")
         if fortran and len(shape) > 1:
-            raise data_error(f"{self.path}: array '{entry[:-4]}' is Fortran-ordered; save it C-ordered")
+            raise user_error(f"{self.path}: array '{entry[:-4]}' is Fortran-ordered; save it C-ordered")
         return _NpzMember(entry[:-4], dtype, shape)
 
     def shape_of(self, name: str) -> tuple[int, ...]:
@@ -148,36 +149,22 @@ class NpzSource(Source):
         members = {n: self.members[n] for n in dict.fromkeys(names)}
         scalars = [m.name for m in members.values() if not m.shape]
         if scalars:
-            raise data_error(f"{self.path}: array '{scalars[0]}' is a scalar, not rows")
+            raise user_error(f"{self.path}: array '{scalars[0]}' is a scalar, not rows")
         lengths = {m.shape[0] for m in members.values()}
         if len(lengths) > 1:
             listed = ", ".join(f"'{m.name}' {m.shape[0]}" for m in members.values())
-            raise data_error(f"{self.path}: the arrays used differ in their number of rows ({listed})")
+            raise user_error(f"{self.path}: the arrays used differ in their number of rows ({listed})")
         self.members = members
         self.num_rows = lengths.pop() if lengths else 0
-
-    def _open_member(self, m: _NpzMember, start: int) -> Any:
-        """A file positioned at row `start` of a member: for a stored (uncompressed) member the .npz file
-        itself, read like a .npy at the member's offset (no zipfile buffer copy); else zipfile's stream."""
-        info = self.zip.getinfo(m.name + ".npy")
-        if info.compress_type == zipfile.ZIP_STORED:
-            f = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed by batches()
-            f.seek(info.header_offset)
-            local = f.read(30)  # the local header: its name and extra field lengths may differ from the directory's
-            f.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little")
-                   + int.from_bytes(local[28:30], "little"))
-        else:
-            f = self.zip.open(info)
-        _read_header(f)
-        row_bytes = int(np.prod(m.shape[1:], dtype=np.int64)) * m.dtype.itemsize
-        f.seek(f.tell() + start * row_bytes)
-        return f
 
     def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
         handles = {}
         try:
             for name, m in self.members.items():
-                handles[name] = self._open_member(m, start)
+                f = handles[name] = self.zip.open(name + ".npy")  # zipfile checks each member's CRC
+                _read_header(f)
+                row_bytes = int(np.prod(m.shape[1:], dtype=np.int64)) * m.dtype.itemsize
+                f.seek(f.tell() + start * row_bytes)
             for lo in range(start, self.num_rows, batch_size):
                 rows = min(batch_size, self.num_rows - lo)
                 yield {name: _read_rows(f, rows, self.members[name].shape, self.members[name].dtype, self.path)
@@ -206,7 +193,7 @@ class ArrowSource(Source):
                 self.schema = self._csv_reader().schema
                 self.num_rows = None
         except (OSError, pa.ArrowInvalid) as e:
-            raise data_error(f"cannot read {path}: {e}") from None
+            raise user_error(f"cannot read {path}: {e}") from None
         self.names = list(self.schema.names)
 
     def _csv_reader(self):  # noqa: ANN202 - pyarrow type
@@ -238,7 +225,7 @@ class ArrowSource(Source):
             if held:
                 yield self._columns(pa.Table.from_batches(pending))
         except pa.ArrowInvalid as e:
-            raise data_error(f"cannot read {self.path}: {e}") from None
+            raise user_error(f"cannot read {self.path}: {e}") from None
 
     def _columns(self, table) -> Batch:  # noqa: ANN001
         out = {}
@@ -294,7 +281,7 @@ READERS = {".npy": NpySource, ".npz": NpzSource, ".csv": ArrowSource, ".parquet"
 def open_source(path: str) -> Source:
     suffix = Path(path).suffix.lower()
     if suffix not in READERS:
-        raise data_error(f"cannot read {path}: data must be .npz, .npy, .csv or .parquet")
+        raise user_error(f"cannot read {path}: data must be .npz, .npy, .csv or .parquet")
     if not Path(path).exists():
-        raise data_error(f"cannot read {path}: no such file")
+        raise user_error(f"cannot read {path}: no such file")
     return READERS[suffix](path)

@@ -22,11 +22,10 @@ from .partitions import Partition, expand_data, is_directory_output, open_data, 
 from .report import PartitionErrors, Progress, eval_result, run_result
 from .tasks import EvalPlan, RunJob, Tally, evaluate_batches, first_source, merge_tallies, plan_eval, plan_run, \
     predict_batches, predict_partition
-from .writers import WRITERS, output_format
+from .defaults import DEFAULT_BATCH, DEFAULT_FORMAT
+from .writers import WRITERS, format_of
 
 __all__ = ["evaluate", "run", "PartitionErrors", "DEFAULT_BATCH"]
-
-DEFAULT_BATCH = 1024
 ENGINES = ("local", "dask")
 
 
@@ -49,9 +48,10 @@ def check_batch_size(batch_size: int) -> None:
 
 def partition_format(output_format: str | None) -> str:
     """The predictions format of `-o DIR/`: one file per partition, parquet unless --format says."""
-    fmt = (output_format or "parquet").lstrip(".")
+    fmt = (output_format or DEFAULT_FORMAT).lstrip(".")
     if fmt not in WRITERS:
-        raise user_error(f"--format must be one of {', '.join(WRITERS)}, got {output_format}")
+        raise user_error(f"--format must be one of {', '.join(WRITERS)} (default {DEFAULT_FORMAT}), "
+                         f"got {output_format}")
     return fmt
 
 
@@ -69,6 +69,8 @@ def evaluate(model: Any, data: Any, target: str, metrics: list[str], *, provider
     check_batch_size(batch_size)
     if not metrics:
         raise user_error("give at least one --metric (e.g. --metric mse)")
+    if checkpoint and checkpoint_every < 1:
+        raise user_error(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
     if dask and (checkpoint or resume):
         raise user_error("--checkpoint/--resume belong to the local engine; on Dask a lost worker's partitions "
                          "are recomputed by Dask itself")
@@ -103,7 +105,7 @@ def evaluate_local(plan: EvalPlan, source: Source, data: Any, provider: str, pro
     def on_batch(states: dict[str, np.ndarray], rows: int) -> None:
         plan.metric_set.check_states(states)  # labels out of range fail at their batch, before a checkpoint
         bar.advance(rows)
-        if tally.batches % checkpoints.every == 0:
+        if checkpoints.path and tally.batches % checkpoints.every == 0:
             checkpoints.save(tally)
 
     try:
@@ -165,7 +167,7 @@ def run(model: Any, data: Any, output_path: str, *, provider: str = "cpu", batch
     if dask and not is_directory_output(output_path):
         raise user_error(f"with --engine dask, -o names a directory (one predictions file per partition), e.g. "
                          f"-o predictions/; got {output_path}")
-    fmt = partition_format(output_format) if partitioned else output_format_of(output_path)
+    fmt = partition_format(output_format) if partitioned else format_of(output_path)
     check_batch_size(batch_size)
     if dask:
         from .engine_dask import require_dask, run_dask
@@ -183,10 +185,6 @@ def run(model: Any, data: Any, output_path: str, *, provider: str = "cpu", batch
         return run_dask(loaded, job, partitions, paths, output_path, provider=provider, progress=progress,
                         client=client, scheduler=scheduler, workers=workers)
     return run_partitions_local(loaded, job, partitions, paths, output_path, provider, progress)
-
-
-def output_format_of(path: str) -> str:
-    return output_format(path)
 
 
 def run_local(loaded: LoadedModel, data: Any, output_path: str, provider: str, batch_size: int,

@@ -18,7 +18,7 @@ from ..compiler import nodes as N
 from ..compiler.arguments import given_twice
 from ..compiler.lower_metric import MetricLowerer, MetricPlan
 from ..compiler.source import ModelcError, SourceFiles, did_you_mean, user_error
-from ..compiler.states import (NAN_PREDICTIONS, StateSpec, default_state, merge_state, split_metric,
+from ..compiler.states import (NAN_PREDICTIONS, StateSpec, default_state, merge_states, split_metric,
                                state_rule)
 from ..compiler.types import DTYPES, TensorType, dtype_name
 from ..compiler.values import LayerVal
@@ -41,12 +41,21 @@ def metric_dtype(dtype: Any) -> str | None:
 
 
 
+def metric_types(what: str, dtype: Any, pred_shape: tuple, true_shape: tuple) -> tuple[TensorType, TensorType]:
+    """(y_true, y_pred) as a state graph types them, from y_pred's numpy dtype and the trailing shapes (after
+    the batch axis): y_true takes y_pred's dtype. `what` names y_pred in the error."""
+    name = metric_dtype(dtype)
+    if name is None:
+        raise user_error(f"{what} has dtype {np.dtype(dtype)}, which metrics do not take")
+    return TensorType(name, ("batch", *true_shape)), TensorType(name, ("batch", *pred_shape))
+
+
 def metric_definitions(*programs: Any) -> dict[str, N.Definition]:
-    """The prelude's metrics, overridden by those of the given programs (the model file, --import files:
-    driver.load_file has checked them)."""
+    """The prelude's metrics, overridden by the metrics of the given programs (the model file, --import
+    files: driver.load_file has checked them), with those programs' layers, which their metrics may call."""
     found = {d.name: d for d in prelude_definitions() if d.kind == "metric"}
     for program in programs:
-        found.update({d.name: d for d in program.order if d.kind == "metric"})
+        found.update({d.name: d for d in program.order if d.kind in ("metric", "layer")})
     return found
 
 
@@ -65,8 +74,10 @@ def parse_spec(spec: str) -> tuple[str, list[Any], dict[str, Any]]:
                 raise user_error(given_twice(ref.name, k.name))
             kwargs[k.name] = literal(k.value)
     except ModelcError as e:
+        hint = ("; strings take double quotes, as in the language: auc(spacing=\"logit\") (in a shell: "
+                "--metric 'auc(spacing=\"logit\")')") if "'" in text else ""
         raise user_error(f"cannot read metric '{spec}' ({e.diagnostics[0].message}); write NAME or "
-                         "NAME(arg, key=value), e.g. huber(threshold=2.0)") from None
+                         f"NAME(arg, key=value), e.g. huber(threshold=2.0){hint}") from None
     return ref.name, args, kwargs
 
 
@@ -83,8 +94,9 @@ def literal(e: N.Expr) -> Any:
 
 def bind_metric(spec: str, definitions: dict[str, N.Definition]) -> LayerVal:
     name, args, kwargs = parse_spec(spec)
-    if name not in definitions:
-        raise user_error(f"unknown metric '{name}'{did_you_mean(name, definitions)}; built-in metrics: "
+    if name not in definitions or definitions[name].kind != "metric":
+        metrics = [n for n, d in definitions.items() if d.kind == "metric"]
+        raise user_error(f"unknown metric '{name}'{did_you_mean(name, metrics)}; built-in metrics: "
                          + ", ".join(sorted(d.name for d in prelude_definitions() if d.kind == "metric")))
     d = definitions[name]
     try:
@@ -136,11 +148,7 @@ class MetricSet:
         """Merge one batch's states (or another worker's merged states) into ours, each by its rule."""
         outputs = {name: np.asarray(value) for name, value in outputs.items()}
         self.check_states(outputs)  # all of them first: a batch with bad labels changes nothing
-        for name, value in outputs.items():
-            if name not in self.states:
-                self.states[name] = value.copy()
-            else:
-                self.states[name] = merge_state(self.rules[name].rule, self.states[name], value)
+        merge_states(self.states, outputs, {name: spec.rule for name, spec in self.rules.items()})
 
     def owner(self, output: str) -> str:
         for plan in self.plans:
@@ -228,11 +236,7 @@ class Metric:
         key = (y_true.dtype.str, y_true.shape[1:], y_pred.dtype.str, y_pred.shape[1:], weighted)
         if key not in self._sessions:
             from .session import Session
-            dtype = metric_dtype(y_pred.dtype)
-            if dtype is None:
-                raise user_error(f"y_pred has dtype {y_pred.dtype}, which metrics do not take")
-            t_pred = TensorType(dtype, ("batch", *y_pred.shape[1:]))
-            t_true = TensorType(dtype, ("batch", *y_true.shape[1:]))
+            t_true, t_pred = metric_types("y_pred", y_pred.dtype, y_pred.shape[1:], y_true.shape[1:])
             # one thread: a state graph is a few cheap passes, where a thread pool costs more than it gains
             self._sessions[key] = Session(self._set.state_graph(t_true, t_pred, weighted), self.provider, threads=1)
         return self._sessions[key]

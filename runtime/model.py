@@ -14,8 +14,7 @@ import numpy as np
 import onnx
 
 from ..compiler.source import user_error
-from ..compiler.types import TensorType
-from .metrics import MetricSet, metric_dtype
+from .metrics import MetricSet, metric_types
 from .session import Session, TensorSpec, tensor_specs
 
 STATE_PREFIX = "metric:"        # the state graph's names inside a fused graph
@@ -83,15 +82,6 @@ def pick_outputs(proto: onnx.ModelProto, names: list[str] | None) -> list[str]:
     return names or known
 
 
-def metric_types(output: TensorSpec, target_shape: tuple[int, ...]) -> tuple[TensorType, TensorType]:
-    """(y_true, y_pred) as the metric-state graph types them: y_true takes y_pred's dtype."""
-    dtype = metric_dtype(output.dtype)
-    if dtype is None:
-        raise user_error(f"output '{output.name}' has dtype {output.dtype}, which metrics do not take")
-    y_pred = TensorType(dtype, ("batch", *output.shape[1:]))
-    return TensorType(dtype, ("batch", *target_shape)), y_pred
-
-
 def opset_of(proto: onnx.ModelProto) -> int:
     return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
 
@@ -117,7 +107,7 @@ def eval_graphs(loaded: LoadedModel, metric_set: MetricSet, output: TensorSpec, 
                 weighted: bool, fuse_metrics: bool) -> EvalGraphs:
     """The metric-state graph for these types, fused into the model's graph where the opset allows."""
     proto = loaded.proto
-    y_true, y_pred = metric_types(output, target_shape)
+    y_true, y_pred = metric_types(f"output '{output.name}'", output.dtype, output.shape[1:], target_shape)
     opset = opset_of(proto)
     states = metric_set.state_graph(y_true, y_pred, weighted, max(opset, 17), proto.ir_version)
     if fuse_metrics and opset >= 17:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .data import READERS, ArrowSource, Batch, NpySource, Source, data_error, open_source
+from ..compiler.source import user_error
+from .data import READERS, ArrowSource, Batch, NpySource, Source, open_source
 
 DEFAULT_PARTITION_ROWS = 1 << 20   # a Parquet file of more rows is split into tasks at row-group boundaries
 
@@ -28,7 +29,7 @@ def expand_data(data: Any) -> list[str]:
     """
     items = [data] if isinstance(data, (str, os.PathLike)) else list(data)
     if not items:
-        raise data_error("no data given: name a file, a glob (e.g. 'data/part-*.parquet') or a directory")
+        raise user_error("no data given: name a file, a glob (e.g. 'data/part-*.parquet') or a directory")
     files: list[str] = []
     for item in items:
         text = str(item)
@@ -37,11 +38,11 @@ def expand_data(data: Any) -> list[str]:
             found = sorted(str(p) for p in root.rglob("*") if _wanted(p)
                            and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts[:-1]))
             if not found:
-                raise data_error(f"directory {text} holds no .parquet, .npz, .npy or .csv file")
+                raise user_error(f"directory {text} holds no .parquet, .npz, .npy or .csv file")
         elif not os.path.exists(text) and glob.has_magic(text):
             found = sorted(p for p in glob.glob(text, recursive=True) if _wanted(Path(p)))
             if not found:
-                raise data_error(f"{text} matches no .parquet, .npz, .npy or .csv file")
+                raise user_error(f"{text} matches no .parquet, .npz, .npy or .csv file")
         else:
             found = [text]
         files.extend(found)
@@ -84,7 +85,7 @@ def plan_partitions(files: list[str], partition_rows: int | None = None) -> list
     whole row groups of at most `partition_rows` rows (a single larger row group is one partition)."""
     limit = partition_rows or DEFAULT_PARTITION_ROWS
     if limit < 1:
-        raise data_error(f"--partition-rows must be at least 1, got {limit}")
+        raise user_error(f"--partition-rows must be at least 1, got {limit}")
     out: list[Partition] = []
     for path in files:
         groups = _row_groups(path) if Path(path).suffix.lower() == ".parquet" else None
@@ -141,7 +142,7 @@ def require_columns(source: Source, names: list[str]) -> None:
     missing = [n for n in names if n not in source.names]
     if missing:
         what = "column" if source.tabular else "array"
-        raise data_error(f"{source.path} has no {what} {', '.join(repr(m) for m in missing)} (the first data "
+        raise user_error(f"{source.path} has no {what} {', '.join(repr(m) for m in missing)} (the first data "
                          f"file has it); it has: {', '.join(source.names) or 'nothing'}")
 
 
@@ -162,7 +163,7 @@ class MultiSource(Source):
         for path in files:
             source = first if path == files[0] else _open(path, npy_table)
             if source.tabular != self.tabular:
-                raise data_error(f"{path} is {'a table' if source.tabular else 'arrays'}, {files[0]} is not: "
+                raise user_error(f"{path} is {'a table' if source.tabular else 'arrays'}, {files[0]} is not: "
                                  "the data files must be of one kind")
             rows.append(source.num_rows)
         self.rows = rows

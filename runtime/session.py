@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ..compiler.source import Diagnostic, ModelcError
+from ..compiler.source import user_error
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "reference": None}
 
@@ -34,8 +34,8 @@ class Session:
 
     def __init__(self, model: onnx.ModelProto, provider: str = "cpu", threads: int | None = None):
         if provider not in PROVIDERS:
-            raise ModelcError(Diagnostic(None, f"unknown provider '{provider}'; expected one of "
-                                               f"{', '.join(PROVIDERS)}"))
+            raise user_error(f"unknown provider '{provider}'; expected one of "
+                                               f"{', '.join(PROVIDERS)}")
         self.provider = provider
         self.inputs = tensor_specs(model.graph.input)
         self.outputs = tensor_specs(model.graph.output)
@@ -47,13 +47,13 @@ class Session:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise ModelcError(Diagnostic(None, "onnxruntime is not installed: pip install 'modelc[cpu]' (or "
-                                               "'modelc[gpu]' for CUDA), or use --provider reference")) from None
+            raise user_error("onnxruntime is not installed: pip install 'modelc[cpu]' (or "
+                                               "'modelc[gpu]' for CUDA), or use --provider reference") from None
         wanted = PROVIDERS[provider]
         if wanted not in ort.get_available_providers():
-            raise ModelcError(Diagnostic(None, f"provider '{provider}' is not available in this onnxruntime "
+            raise user_error(f"provider '{provider}' is not available in this onnxruntime "
                                                f"({', '.join(ort.get_available_providers())}); for cuda install "
-                                               "onnxruntime-gpu (pip install 'modelc[gpu]') on a machine with a GPU"))
+                                               "onnxruntime-gpu (pip install 'modelc[gpu]') on a machine with a GPU")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)
@@ -62,10 +62,10 @@ class Session:
         try:
             self._ort = ort.InferenceSession(model.SerializeToString(), options, providers=chosen)
         except Exception as e:  # onnxruntime raises its own exception types
-            raise ModelcError(Diagnostic(None, f"onnxruntime could not load the model on {provider}: {e}")) from None
+            raise user_error(f"onnxruntime could not load the model on {provider}: {e}") from None
         if self._ort.get_providers()[0] != wanted:  # onnxruntime falls back silently: refuse
-            raise ModelcError(Diagnostic(None, f"provider '{provider}' did not load (onnxruntime chose "
-                                               f"{self._ort.get_providers()})"))
+            raise user_error(f"provider '{provider}' did not load (onnxruntime chose "
+                                               f"{self._ort.get_providers()})")
 
     def run(self, feeds: dict[str, np.ndarray], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
         names = outputs or self.output_names
@@ -77,7 +77,7 @@ class Session:
             try:
                 values = self._ort.run(names, feeds)
             except Exception as e:
-                raise ModelcError(Diagnostic(None, f"inference failed on {self.provider}: {e}")) from None
+                raise user_error(f"inference failed on {self.provider}: {e}") from None
         return {n: np.asarray(v) for n, v in zip(names, values)}
 
     def _run_bound(self, feeds: dict[str, np.ndarray], names: list[str]) -> list[np.ndarray]:
@@ -91,5 +91,5 @@ class Session:
         try:
             self._ort.run_with_iobinding(binding)
         except Exception as e:
-            raise ModelcError(Diagnostic(None, f"inference failed on cuda: {e}")) from None
+            raise user_error(f"inference failed on cuda: {e}") from None
         return binding.copy_outputs_to_cpu()

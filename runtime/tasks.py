@@ -14,7 +14,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..compiler.source import ModelcError, user_error
-from ..compiler.states import merge_state
+from ..compiler.states import merge_states
 from .columns import ColumnPlan, feeds_for, plan_columns
 from .data import Batch, Source, prefetch
 from .metrics import MetricSet, metric_definitions
@@ -63,10 +63,7 @@ class Tally:
     task_seconds: float = 0.0
 
     def add_states(self, states: dict[str, np.ndarray], rules: dict[str, str]) -> None:
-        for name, value in states.items():
-            value = np.asarray(value)
-            self.states[name] = value.copy() if name not in self.states else \
-                merge_state(rules[name], self.states[name], value)
+        merge_states(self.states, states, rules)
 
     def merge(self, other: "Tally", rules: dict[str, str]) -> "Tally":
         """Counters add, states merge by rule, failures collect; in the order given."""

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..compiler.files import atomic_write
 from ..compiler.source import user_error
+from .defaults import PREDICTION_FORMATS
 from .session import TensorSpec
 
 TABLE_CHUNK = 1 << 16   # rows per table written to .parquet/.csv
@@ -106,22 +107,20 @@ def _csv(path: str, schema: Any) -> Any:
     return pcsv.CSVWriter(path, schema)
 
 
-WRITERS: dict[str, Callable[[RawColumns, Path], None]] = {
-    "npz": _write_npz, "npy": _write_npy, "parquet": _table_writer(_parquet), "csv": _table_writer(_csv),
-}
-SUFFIXES = tuple(f".{f}" for f in ("npz", "npy", "parquet", "csv"))   # the order messages list them in
+_BY_FORMAT = {"npz": _write_npz, "npy": _write_npy, "parquet": _table_writer(_parquet), "csv": _table_writer(_csv)}
+WRITERS: dict[str, Callable[[RawColumns, Path], None]] = {f: _BY_FORMAT[f] for f in PREDICTION_FORMATS}
 
 
-def output_format(path: str | Path) -> str:
+def format_of(path: str | Path) -> str:
     """The format a predictions file's suffix names, or a user error listing those there are."""
     fmt = Path(path).suffix.lstrip(".")
     if fmt not in WRITERS:
-        raise user_error(f"predictions go to {', '.join(SUFFIXES)}, got {path}")
+        raise user_error(f"predictions go to {', '.join('.' + f for f in WRITERS)}, got {path}")
     return fmt
 
 
 def write_predictions(raw: RawColumns, path: str | Path) -> None:
     """The raw columns as the file `path` names, written atomically."""
-    write = WRITERS[output_format(path)]
+    write = WRITERS[format_of(path)]
     with atomic_write(path) as (tmp,):
         write(raw, tmp)

@@ -140,12 +140,32 @@ def test_cli_eval_reports_a_bad_import_before_reading_any_data(tmp_path, lib, me
     assert result.stderr.startswith("lib.model:") and "^" in result.stderr
 
 
+def test_a_metric_may_call_a_layer_of_its_file(tmp_path):
+    lib = write(tmp_path / "lib.model", "layer sq(x) = x * x\n\nmetric msq(y_true, y_pred) {\n"
+                "    e = sq(y_true - y_pred)\n    state total = sum(e)\n    state n = count(e)\n"
+                "    return total / n\n}\n")
+    definitions = metric_definitions(driver.load_file(lib))
+    m = Metric("msq", definitions)
+    m.update(np.array([1.0, 2.0, 4.0]), np.array([1.0, 0.0, 1.0]))
+    assert m.result() == pytest.approx((0 + 4 + 9) / 3)
+    with pytest.raises(ModelcError, match="unknown metric 'sq'"):  # a layer is no metric
+        Metric("sq", definitions)
+
+
 # --- metric specs: parsed by the grammar's second start rule -------------------------------------------
 def test_metric_specs():
     assert parse_spec("mse") == ("mse", [], {})
     assert parse_spec(" huber(threshold=2) ") == ("huber", [], {"threshold": 2})
     assert parse_spec('auc(bins=-3, spacing="logit")') == ("auc", [], {"bins": -3, "spacing": "logit"})
     assert parse_spec("m(1.5, [1, 2], true)") == ("m", [1.5, [1, 2], True], {})
+
+
+def test_single_quotes_in_a_spec_get_a_hint():
+    with pytest.raises(ModelcError) as caught:
+        MetricSet(["auc(spacing='logit')"])
+    assert caught.value.diagnostics[0].message.endswith(
+        "strings take double quotes, as in the language: auc(spacing=\"logit\") (in a shell: "
+        "--metric 'auc(spacing=\"logit\")')")
 
 
 @pytest.mark.parametrize("spec, message", [

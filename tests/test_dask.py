@@ -175,6 +175,18 @@ def test_eval_on_dask_equals_local(housing, labels, client):
     assert_close(dask["metrics"], local["metrics"], exact=True)
 
 
+def test_no_rows_on_dask_are_undefined_metrics_as_locally(housing, client, tmp_path):
+    empty = tmp_path / "empty.parquet"
+    write_table(empty, {**{f"f{j}": np.zeros(0, np.float32) for j in range(8)}, "price": np.zeros(0)}, 500)
+    with pytest.warns(RuntimeWarning, match="no rows"):
+        local = evaluate(housing["loaded"], str(empty), "price", ["mse", "r2"], progress=False)
+    with pytest.warns(RuntimeWarning, match="no rows"):
+        dask = evaluate(housing["loaded"], str(empty), "price", ["mse", "r2"], progress=False, engine="dask",
+                        client=client)
+    assert dask["samples"] == local["samples"] == 0
+    assert all(np.isnan(v) for v in [*dask["metrics"].values(), *local["metrics"].values()])
+
+
 def test_each_worker_builds_its_session_once(housing, client):
     """12 partitions on 2 workers: at most one session build per worker (the model is not sent with tasks)."""
     from modelc.runtime import dask_worker

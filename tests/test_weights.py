@@ -191,3 +191,21 @@ def test_streamed_file_equals_the_api_model(tmp_path, monkeypatch, external):
         onnx.save_model(want, str(onnx_file))
         modelc.save(want, api_file)  # the API's writer also streams the raw bytes (serialize.write_attached)
         assert out.read_bytes() == onnx_file.read_bytes() == api_file.read_bytes()  # byte for byte onnx's
+
+
+@pytest.mark.parametrize("tensor", [
+    onnx.numpy_helper.from_array(np.array(["a", "bc"], dtype=object), "labels"),   # string_data
+    onnx.helper.make_tensor("w", onnx.TensorProto.FLOAT, [2], [1.0, 2.0]),         # float_data
+    onnx.helper.make_tensor("q", onnx.TensorProto.INT4, [3], [1, -2, 3]),          # int4 packed in int32_data
+], ids=["string", "float_data", "int4"])
+def test_save_keeps_typed_initializers_as_onnx_save_does(tmp_path, tensor):
+    """A tensor held in typed fields is written as it is: byte for byte what onnx.save writes."""
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", [tensor.name], ["y"])], "g", [],
+                                   [onnx.helper.make_tensor_value_info("y", tensor.data_type, list(tensor.dims))],
+                                   [tensor])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 21)])
+    onnx.save_model(model, str(tmp_path / "onnx.onnx"))
+    modelc.save(model, tmp_path / "api.onnx")
+    assert (tmp_path / "api.onnx").read_bytes() == (tmp_path / "onnx.onnx").read_bytes()
+    got = onnx.load(str(tmp_path / "api.onnx")).graph.initializer[0]
+    np.testing.assert_array_equal(onnx.numpy_helper.to_array(got), onnx.numpy_helper.to_array(tensor))

@@ -1,0 +1,6 @@
+"""Defaults every runtime command shares. Plain constants, importable without numpy: the command line builds
+its parser from them before it knows which command runs."""
+
+DEFAULT_BATCH = 1024                                  # rows per batch, for every engine and command
+PREDICTION_FORMATS = ("npz", "npy", "parquet", "csv")  # predictions files, by suffix; writers.py has one each
+DEFAULT_FORMAT = "parquet"                            # of each partition's file with `run -o DIR/`
