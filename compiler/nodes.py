@@ -212,6 +212,7 @@ NODE_TYPES: dict[str, type] = {cls.__name__: cls for cls in (
     Number, String, Bool, Name, ListExpr, Binary, Unary, Keyword, Call, Slice, EllipsisIndex, Index, StageRef,
     Repeat, Pipe, Dim, ScalarType, TensorTypeSpec, Param, Assign, ParamDecl, StateDecl, Return, Import,
     Definition)}
+SPAN_FIELDS = {"loc", "name_loc"}   # the fields that hold a Span; no other field is a list of four ints
 
 
 def to_json(value: Any) -> Any:
@@ -236,6 +237,6 @@ def from_json(data: Any, file: str) -> Any:
     values = {}
     for f in fields(cls):
         raw = data[f.name]
-        is_span = "Span" in str(f.type) and raw is not None  # loc, name_loc
+        is_span = f.name in SPAN_FIELDS and raw is not None
         values[f.name] = Span(file, *raw) if is_span else from_json(raw, file)
     return cls(**values)

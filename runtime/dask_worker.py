@@ -2,7 +2,7 @@
 which run the tasks of tasks.py on the worker's one Runner per model.
 
 Imported only by the Dask engine (it imports Dask); tasks pickle as references to these functions, so a worker
-needs modelc installed, as the client does. It imports only model and tasks.
+needs modelc installed, as the client does. Of the runtime it imports only model and tasks.
 """
 from __future__ import annotations
 
