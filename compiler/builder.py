@@ -10,8 +10,9 @@ from .types import TensorType
 
 
 class BlockBuilder:
-    def __init__(self, label: str, inputs: list[ir.Value], loc: Span | None = None):
+    def __init__(self, label: str, inputs: list[ir.Value], loc: Span | None = None, opset: int | None = None):
         self.block = ir.Block(label, inputs, loc=loc)
+        self.opset = opset                     # the target opset (None: the default one), for ops that need a newer one
         self.prefix: list[str] = []            # enclosing built-in layer instances
         self._value_names: set[str] = {v.name for v in inputs}
         self._node_names: set[str] = set()

@@ -141,19 +141,20 @@ def select_model(program: LoadedProgram, name: str | None) -> N.Definition:
     return models[0]
 
 
-def lower_program(program: LoadedProgram, model: str | None = None, dtype: str | None = None) -> ir.Model:
+def lower_program(program: LoadedProgram, model: str | None = None, dtype: str | None = None,
+                  opset: int | None = None) -> ir.Model:
     """The checked, lowered model: names checked in the whole program, shapes in the model compiled."""
     d = select_model(program, model) if program.models or model else None
     if dtype is not None and dtype not in FLOAT_DTYPES:
         raise user_error(f"--dtype must be {', '.join(FLOAT_DTYPES[:-1])} or {FLOAT_DTYPES[-1]}, got {dtype}")
     kept: dict[str, ir.Model] = {}
-    diagnostics = check_program(program, [d] if d is not None and dtype is None else [], kept)
+    diagnostics = check_program(program, [d] if d is not None and dtype is None and opset is None else [], kept)
     if diagnostics:
         raise CheckError(diagnostics)
     if d is None:
         d = select_model(program, model)  # reports "defines no model"
     try:
-        lowered = kept[d.name] if d.name in kept else Lowerer(program.definitions, dtype).lower_model(d)
+        lowered = kept[d.name] if d.name in kept else Lowerer(program.definitions, dtype, opset).lower_model(d)
     except CheckError as e:
         raise CheckError(program.files.attach(e.diagnostics)) from None
     lowered.source_hash = program.hash()
@@ -195,7 +196,7 @@ def compile_for_saving(program: LoadedProgram, model: str | None = None, weights
     newest = onnx.defs.onnx_opset_version()
     if not MIN_OPSET <= opset <= newest:
         raise user_error(f"--opset must be between {MIN_OPSET} and {newest}, got {opset}")
-    lowered = lower_program(program, model, dtype)
+    lowered = lower_program(program, model, dtype, None if opset == DEFAULT_OPSET else opset)
     try:
         arrays = bind_weights(lowered.graph.weights, weights, seed, init_missing, cast=dtype is not None)
     except ModelcError as e:

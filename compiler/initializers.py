@@ -55,6 +55,15 @@ def truncated_normal(rng: "np.random.Generator", mean: float, stddev: float, sha
     return mean + stddev * out
 
 
+def orthogonal(rng: "np.random.Generator", gain: float, shape: tuple[int, ...]) -> "np.ndarray":
+    """Keras' Orthogonal: the Q of a normal matrix's QR (signs fixed by R's diagonal), over the last axis."""
+    import numpy as np
+    rows, cols = math.prod(shape[:-1]), (shape[-1] if shape else 1)
+    q, r = np.linalg.qr(rng.standard_normal((max(rows, cols), min(rows, cols))))
+    q = q * np.sign(np.diag(r))
+    return gain * (q.T if rows < cols else q).reshape(shape)
+
+
 def variance_scaling(scale: float, mode: str, distribution: str) -> Initializer:
     def draw(rng: "np.random.Generator", args: tuple[float, ...], shape: tuple[int, ...]) -> "np.ndarray":
         fan_in, fan_out = compute_fans(shape)
@@ -85,6 +94,7 @@ INITIALIZERS: dict[str, Initializer] = {
                                   aliases={"lo": "minval", "hi": "maxval"}),
     "truncated_normal": Initializer(("mean", "stddev"), (0.0, 0.05),
                                     draw=lambda rng, args, shape: truncated_normal(rng, args[0], args[1], shape)),
+    "orthogonal": Initializer(("gain",), (1.0,), draw=lambda rng, args, shape: orthogonal(rng, args[0], shape)),
 }
 
 

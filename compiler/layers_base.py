@@ -20,6 +20,8 @@ class LayerContext:
 
     apply: Callable[[Any, list[Value], BlockBuilder, Span | None], Value]  # apply a bound layer (an activation)
     float_dtype: str | None = None           # compile --dtype: the dtype of float tables (embeddings)
+    # every hyperparameter of a bound layer, defaults filled in (the layer that bidirectional wraps)
+    complete: Callable[[Any, Span], dict[str, Any]] | None = None
 
 
 @dataclass

@@ -1,7 +1,278 @@
 """Pooling and shape layers (max/avg/global pooling, zero padding, cropping, upsampling, permute,
-repeat_vector, rescaling): Keras' semantics."""
+repeat_vector, rescaling): Keras' semantics, channels_last by default, `data_format="channels_first"`
+accepted. ONNX's pooling ops want NCHW, so a channels_last input is transposed around them (onnxruntime's
+transpose optimizer cancels the pair between two such ops); everything else works in either layout.
+The spatial helpers at the top (choice, int_tuple, spatial_input, to_channels_first/last) serve
+layers_conv.py too."""
 from __future__ import annotations
 
-from .layers_base import BuiltinLayer
+from typing import Any, Callable
 
-LAYERS: list[BuiltinLayer] = []
+from .builder import BlockBuilder
+from .ir import Value
+from .layers_base import REQUIRED, BuiltinLayer, LayerContext, float_input, layer
+from .ops import FUNCTIONS
+from .source import Span, error
+from .types import FLOAT_DTYPES, INT64_MAX, Dim, TensorType
+
+DATA_FORMATS = ("channels_last", "channels_first")
+PADDINGS = ("valid", "same")
+INTERPOLATIONS = ("nearest", "bilinear")
+RESIZE_DTYPES = (*FLOAT_DTYPES, "int32")
+SPATIAL_NAMES = {1: "steps", 2: "height, width", 3: "depth, height, width"}
+
+
+# --- hyperparameters and layouts (what every spatial layer checks) -------------------------------
+def choice(hp: dict, key: str, options: tuple[str, ...], name: str, loc: Span | None) -> str:
+    """A string hyperparameter from a fixed set, the first when the layer has none (cropping1d has no
+    data_format); Keras lower-cases these before checking."""
+    value = hp.get(key, options[0])
+    if not isinstance(value, str) or value.lower() not in options:
+        expected = " or ".join(f'"{o}"' for o in options)
+        raise error(loc, f"{name} {key} must be {expected}, got {value!r}")
+    return value.lower()
+
+
+def int_tuple(value: Any, n: int, key: str, name: str, loc: Span | None, least: int = 1) -> tuple[int, ...]:
+    """An int or a list of n ints (Keras' standardize_tuple), each >= least."""
+    items = [value] * n if isinstance(value, int) and not isinstance(value, bool) else value
+    ok = isinstance(items, list) and len(items) == n and all(
+        isinstance(i, int) and not isinstance(i, bool) and i >= least for i in items)
+    if not ok:
+        what = "an int" if n == 1 else f"an int or a list of {n} ints"
+        raise error(loc, f"{name} {key} must be {what}, each >= {least}, got {value!r}")
+    return tuple(items)
+
+
+def pairs(value: Any, n: int, key: str, name: str, loc: Span | None) -> tuple[tuple[int, int], ...]:
+    """(before, after) per spatial axis, from Keras' forms: an int (all sides), a list of n ints (both sides
+    of each axis) or, with n == 1, [before, after]; or a list of n [before, after] pairs."""
+    if isinstance(value, list) and all(isinstance(v, list) for v in value) and len(value) == n:
+        return tuple(tuple(int_tuple(v, 2, key, name, loc, least=0)) for v in value)  # type: ignore[misc]
+    if n == 1:
+        return (tuple(int_tuple(value, 2, key, name, loc, least=0)),)  # type: ignore[return-value]
+    if isinstance(value, list) and all(isinstance(v, list) for v in value):
+        raise error(loc, f"{name} {key} must be an int, a list of {n} ints or a list of {n} [before, after] "
+                         f"pairs, got {value!r}")
+    return tuple((v, v) for v in int_tuple(value, n, key, name, loc, least=0))
+
+
+def spatial_input(x: Value, n: int, name: str, fmt: str, loc: Span | None) -> Value:
+    """A rank n + 2 input: [batch, *spatial, channels] (or [batch, channels, *spatial])."""
+    if x.type.rank != n + 2:
+        layout = f"batch, {SPATIAL_NAMES[n]}, channels" if fmt == "channels_last" \
+            else f"batch, channels, {SPATIAL_NAMES[n]}"
+        raise error(loc, f"{name} expects a rank-{n + 2} input [{layout}], got {x.type}")
+    return x
+
+
+def spatial_axes(rank: int, fmt: str) -> list[int]:
+    return list(range(1, rank - 1)) if fmt == "channels_last" else list(range(2, rank))
+
+
+def to_channels_first(b: BlockBuilder, x: Value, fmt: str, loc: Span | None) -> Value:
+    rank = x.type.rank
+    return x if fmt == "channels_first" else FUNCTIONS["transpose"].lower(b, loc, x, [0, rank - 1, *range(1, rank - 1)])
+
+
+def to_channels_last(b: BlockBuilder, x: Value, fmt: str, loc: Span | None) -> Value:
+    rank = x.type.rank
+    return x if fmt == "channels_first" else FUNCTIONS["transpose"].lower(b, loc, x, [0, *range(2, rank), 1])
+
+
+def with_dims(x: Value, axes: list[int], dims: list[Dim]) -> TensorType:
+    shape = list(x.type.shape)
+    for a, d in zip(axes, dims):
+        shape[a] = d
+    return TensorType(x.type.dtype, tuple(shape))
+
+
+# --- pooling -------------------------------------------------------------------------------------
+def window_out(size: Dim, k: int, s: int, padding: str) -> Dim:
+    """Keras' output size: ceil(size / s) with "same", else floor((size - k) / s) + 1."""
+    if not isinstance(size, int):
+        return None
+    return -(-size // s) if padding == "same" else (size - k) // s + 1
+
+
+def same_pads(dims: list[Dim], out: list[Dim], k: tuple[int, ...], s: tuple[int, ...],
+              padding: str) -> dict[str, Any]:
+    """ONNX padding attributes for Keras' padding: "same" pads as TF does, the odd element at the end.
+    Explicit pads where they are known (a known size, or stride 1: k - 1 whatever the size), as onnx's
+    reference evaluator mishandles auto_pad off 2-D; else auto_pad SAME_UPPER, the same rule at run time."""
+    if padding == "valid":
+        return {}
+    if not all(isinstance(d, int) or st == 1 for d, st in zip(dims, s)):
+        return {"auto_pad": "SAME_UPPER"}
+    totals = [w - 1 if st == 1 else max((o - 1) * st + w - d, 0)  # type: ignore[operator]
+              for d, o, w, st in zip(dims, out, k, s)]
+    return {"pads": [t // 2 for t in totals] + [t - t // 2 for t in totals]}
+
+
+def _pool(onnx_op: str, name: str, n: int) -> Callable[..., Value]:
+    def lower(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+        fmt = choice(hp, "data_format", DATA_FORMATS, name, loc)
+        x = spatial_input(float_input(xs[0], name, loc), n, name, fmt, loc)
+        padding = choice(hp, "padding", PADDINGS, name, loc)
+        k = int_tuple(hp["pool_size"], n, "pool_size", name, loc)
+        s = k if hp["strides"] is None else int_tuple(hp["strides"], n, "strides", name, loc)
+        axes = spatial_axes(x.type.rank, fmt)
+        dims = [x.type.shape[a] for a in axes]
+        if padding == "valid" and any(isinstance(d, int) and d < w for d, w in zip(dims, k)):
+            raise error(loc, f"{name} pool_size {list(k)} is larger than the input's {SPATIAL_NAMES[n]} "
+                             f"{dims} with padding=\"valid\" (input {x.type}); use padding=\"same\"")
+        out = [window_out(d, w, st, padding) for d, w, st in zip(dims, k, s)]
+        attrs: dict[str, Any] = {"kernel_shape": list(k), "strides": list(s), **same_pads(dims, out, k, s, padding)}
+        if onnx_op == "AveragePool":
+            attrs["count_include_pad"] = 0  # Keras' jax backend divides by the real elements only
+        nchw = to_channels_first(b, x, fmt, loc)
+        y = b.node(onnx_op, [nchw], with_dims(nchw, list(range(2, n + 2)), out), loc, **attrs)
+        return to_channels_last(b, y, fmt, loc)
+    return lower
+
+
+def _global_pool(function: str, name: str, n: int) -> Callable[..., Value]:
+    # a reduction over the spatial axes in place: no transposes, in either layout
+    def lower(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+        fmt = choice(hp, "data_format", DATA_FORMATS, name, loc)
+        x = spatial_input(float_input(xs[0], name, loc), n, name, fmt, loc)
+        return FUNCTIONS[function].lower(b, loc, x, axis=spatial_axes(x.type.rank, fmt), keepdims=hp["keepdims"])
+    return lower
+
+
+# --- padding, cropping, upsampling ---------------------------------------------------------------
+Edges = tuple[tuple[int, int], ...]  # (before, after) per spatial axis
+
+
+def pad_edges(b: BlockBuilder, x: Value, axes: list[int], widths: Edges, name: str, loc: Span | None) -> Value:
+    begin, end = [0] * x.type.rank, [0] * x.type.rank
+    for a, (before, after) in zip(axes, widths):
+        begin[a], end[a] = before, after
+    dims = [d + sum(w) if isinstance(d, int) else None for d, w in zip((x.type.shape[a] for a in axes), widths)]
+    return b.node("Pad", [x, b.const(begin + end, "int64")], with_dims(x, axes, dims), loc, mode="constant")
+
+
+def crop_edges(b: BlockBuilder, x: Value, axes: list[int], crops: Edges, name: str, loc: Span | None) -> Value:
+    dims: list[Dim] = []
+    for a, (before, after) in zip(axes, crops):
+        d = x.type.shape[a]
+        if isinstance(d, int) and before + after >= d:
+            raise error(loc, f"{name} crops {before} + {after} from axis {a} of size {d}, leaving nothing "
+                             f"(input {x.type})")
+        dims.append(d - before - after if isinstance(d, int) else None)
+    ends = [-after if after else INT64_MAX for _, after in crops]
+    starts = b.const([before for before, _ in crops], "int64")
+    return b.node("Slice", [x, starts, b.const(ends, "int64"), b.const(axes, "int64")], with_dims(x, axes, dims), loc)
+
+
+def _edges(name: str, key: str, n: int, apply: Callable[..., Value]) -> Callable[..., Value]:
+    """zero_padding / cropping: `apply(builder, x, spatial axes, (before, after) per axis, name, loc)`."""
+    def lower(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+        fmt = choice(hp, "data_format", DATA_FORMATS, name, loc)
+        x = spatial_input(xs[0], n, name, fmt, loc)
+        return apply(b, x, spatial_axes(x.type.rank, fmt), pairs(hp[key], n, key, name, loc), name, loc)
+    return lower
+
+
+def _upsampling(n: int) -> Callable[..., Value]:
+    name = f"upsampling{n}d"
+
+    def lower(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+        fmt = choice(hp, "data_format", DATA_FORMATS, name, loc)
+        mode = choice(hp, "interpolation", INTERPOLATIONS, name, loc)
+        x = spatial_input(xs[0], n, name, fmt, loc)
+        if mode == "bilinear":
+            float_input(x, f"{name} with bilinear interpolation", loc)
+        elif x.type.dtype not in RESIZE_DTYPES:  # what onnxruntime's Resize kernels take
+            raise error(loc, f"{name} takes a floating-point or int32 input, got {x.type}; cast it first")
+        axes, size = spatial_axes(x.type.rank, fmt), int_tuple(hp["size"], n, "size", name, loc)
+        scales = [1.0] * x.type.rank
+        for a, f in zip(axes, size):
+            scales[a] = float(f)
+        dims = [x.type.shape[a] * f if isinstance(x.type.shape[a], int) else None  # type: ignore[operator]
+                for a, f in zip(axes, size)]
+        # nearest: each element repeated (Keras' ops.repeat); bilinear: Keras' image.resize (jax.image.resize,
+        # half-pixel centres, edges clamped), which is ONNX's half_pixel linear Resize when upsampling
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "floor"} \
+            if mode == "nearest" else {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}
+        return b.node("Resize", [x, "", b.const(scales, "float32")], with_dims(x, axes, dims), loc, **attrs)
+    return lower
+
+
+# --- shape and scale -----------------------------------------------------------------------------
+def lower_permute(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+    x, dims = xs[0], hp["dims"]
+    if not isinstance(dims, list) or sorted(dims) != list(range(1, x.type.rank)) or \
+            any(isinstance(d, bool) for d in dims):
+        raise error(loc, f"permute dims must be a permutation of 1..{x.type.rank - 1} (the axes after the batch "
+                         f"axis, counted from 1) for input {x.type}, got {dims!r}")
+    return FUNCTIONS["transpose"].lower(b, loc, x, [0, *dims])
+
+
+def lower_repeat_vector(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+    x, n = xs[0], hp["n"]
+    if x.type.rank != 2:
+        raise error(loc, f"repeat_vector expects a rank-2 input [batch, features], got {x.type}")
+    if n < 1:
+        raise error(loc, f"repeat_vector n must be >= 1, got {n}")
+    batch, f = x.type.shape
+    column = FUNCTIONS["expand_dims"].lower(b, loc, x, 1)
+    return b.node("Expand", [column, b.const([1, n, 1], "int64")], TensorType(x.type.dtype, (batch, n, f)), loc)
+
+
+def _factor(value: Any, key: str, x: Value, b: BlockBuilder, loc: Span | None) -> Value:
+    """A number, or a list of numbers broadcast against the trailing axis (Keras accepts both)."""
+    items = value if isinstance(value, list) else [value]
+    last = x.type.shape[-1] if x.type.rank else None
+    if not items or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items) or \
+            len(items) not in (1, last if isinstance(last, int) else len(items)):
+        raise error(loc, f"rescaling {key} must be a number or a list of numbers, one per element of the last "
+                         f"axis (input {x.type}), got {value!r}")
+    floats = [float(v) for v in items]
+    return b.const(floats, x.type.dtype) if isinstance(value, list) else b.const(floats[0], x.type.dtype)
+
+
+def lower_rescaling(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
+    # x * scale + offset in the float dtype (Keras casts integer images to its float compute dtype)
+    x = xs[0]
+    if x.type.dtype not in FLOAT_DTYPES:
+        dtype = ctx.float_dtype or "float32"
+        x = b.node("Cast", [x], TensorType(dtype, x.type.shape), loc, to=dtype)
+    scaled = b.node("Mul", [x, _factor(hp["scale"], "scale", x, b, loc)], x.type, loc)
+    return b.node("Add", [scaled, _factor(hp["offset"], "offset", x, b, loc)], x.type, loc)
+
+
+# --- the table -----------------------------------------------------------------------------------
+def _pool_layers() -> list[BuiltinLayer]:
+    out = []
+    for n in (1, 2, 3):
+        for kind, onnx_op in (("max", "MaxPool"), ("avg", "AveragePool")):
+            name = f"{kind}_pool{n}d"
+            pool_size = 2 if kind == "max" else REQUIRED  # as in Keras: AveragePooling has no default
+            out.append(layer(name, _pool(onnx_op, name, n), f"{kind} over pool_size windows (Keras padding)",
+                             ("pool_size", "any", pool_size), ("strides", "any", None), ("padding", "str", "valid"),
+                             ("data_format", "str", "channels_last")))
+        for kind, function in (("avg", "mean"), ("max", "max")):
+            name = f"global_{kind}_pool{n}d"
+            out.append(layer(name, _global_pool(function, name, n), f"{function} over the spatial axes",
+                             ("data_format", "str", "channels_last"), ("keepdims", "bool", False)))
+    return out
+
+
+LAYERS: list[BuiltinLayer] = [
+    *_pool_layers(),
+    layer("zero_padding1d", _edges("zero_padding1d", "padding", 1, pad_edges), "zeros before and after the steps",
+          ("padding", "any", 1), ("data_format", "str", "channels_last")),
+    layer("zero_padding2d", _edges("zero_padding2d", "padding", 2, pad_edges), "zeros around height and width",
+          ("padding", "any", 1), ("data_format", "str", "channels_last")),
+    layer("cropping1d", _edges("cropping1d", "cropping", 1, crop_edges), "drop steps at the start and end",
+          ("cropping", "any", 1)),
+    layer("cropping2d", _edges("cropping2d", "cropping", 2, crop_edges), "drop rows and columns at the edges",
+          ("cropping", "any", 0), ("data_format", "str", "channels_last")),
+    layer("upsampling1d", _upsampling(1), "each step repeated size times", ("size", "int", 2)),
+    layer("upsampling2d", _upsampling(2), "rows and columns scaled by size (nearest or bilinear)",
+          ("size", "any", 2), ("data_format", "str", "channels_last"), ("interpolation", "str", "nearest")),
+    layer("permute", lower_permute, "axes after the batch reordered (dims count from 1)", ("dims", "list", REQUIRED)),
+    layer("repeat_vector", lower_repeat_vector, "[batch, f] -> [batch, n, f]", ("n", "int", REQUIRED)),
+    layer("rescaling", lower_rescaling, "x * scale + offset", ("scale", "any", REQUIRED), ("offset", "any", 0.0)),
+]

@@ -43,10 +43,12 @@ def canonical(v: Any) -> Any:
 
 
 class Lowerer:
-    def __init__(self, definitions: dict[str, N.Definition], float_dtype: str | None = None):
+    def __init__(self, definitions: dict[str, N.Definition], float_dtype: str | None = None,
+                 opset: int | None = None):
         self.definitions = definitions
+        self.opset = opset              # compile --opset, for lowerings that pick ops by it; None: the default
         self.float_dtype = float_dtype  # compile --dtype: float32 model inputs become this
-        self.context = LayerContext(self.apply_layer, float_dtype)
+        self.context = LayerContext(self.apply_layer, float_dtype, complete=self.complete)
         self.cache: dict[tuple, ir.Block] = {}
         self.building: list[str] = []
         self.main: BlockBuilder | None = None
@@ -56,7 +58,7 @@ class Lowerer:
     # --- models ------------------------------------------------------------
     def lower_model(self, d: N.Definition) -> ir.Model:
         inputs = [ir.Value(p.name, self.model_input_type(p)) for p in d.inputs]
-        b = self.main = BlockBuilder(d.name, inputs, d.loc)
+        b = self.main = BlockBuilder(d.name, inputs, d.loc, self.opset)
         env = Env({v.name: v for v in inputs})
         diagnostics: list[Diagnostic] = []
         returned = self.run_body(d, env, b, diagnostics)
@@ -390,6 +392,7 @@ class Lowerer:
             "layer": isinstance(value, LayerVal),
             "initializer": isinstance(value, ir.InitSpec),
             "list": isinstance(value, list),
+            "tensor": is_tensor(value),      # a tensor given by keyword: attention_mask=mask
         }.get(kind, not is_tensor(value))
         if not ok:
             raise error(loc, f"{what} expects {article(kind)} {kind}, got {describe(value)}")
@@ -461,7 +464,7 @@ class Lowerer:
         if d.name in self.building:
             raise error(loc, f"layer '{d.name}' uses itself: " + " -> ".join([*self.building, d.name]))
         formals = [ir.Value(p.name, x.type) for p, x in zip(d.inputs, inputs)]
-        bb = BlockBuilder(d.name, formals, d.loc)
+        bb = BlockBuilder(d.name, formals, d.loc, self.opset)
         floats = [x.type.dtype for x in inputs if x.type.dtype in FLOAT_DTYPES]
         env = Env({k: v for k, v in symbols.items() if isinstance(v, int)}, floats[0] if floats else "float32")
         env.values.update(hp)

@@ -14,6 +14,7 @@ from . import numpy_ops as npo
 from .arguments import bind_keywords
 from .builder import BlockBuilder
 from .ir import Value
+from .layers_attention import lower_dot_product_attention
 from .operators import as_tensor, binary, broadcast_at, unify
 from .source import Span, error
 from .types import FLOAT_DTYPES, INT_DTYPES, ShapeError, TensorType, normalize_axis, product, show_shape
@@ -294,6 +295,9 @@ FUNCTIONS: dict[str, Function] = {
     "expand_dims": _f(("x", "axis"), lower_expand_dims, None, "insert an axis of size 1"),
     "score_bin": _f(("p", "bins", "spacing"), lower_score_bin, None, "histogram bin of a score in [0, 1]",
                     spacing="uniform"),
+    "dot_product_attention": _f(("q", "k", "v", "mask", "scale", "causal"), lower_dot_product_attention, None,
+                                "softmax(q k^T * scale) v over [batch, length, heads, size] (Keras' layout)",
+                                mask=None, scale=None, causal=False),
     # only on merged states, after a metric's states
     "cumsum": _f(("x", "reverse"), None, npo.cumsum, "running sum (from the end with reverse=true)", reverse=False),
     "trapz": _f(("y", "x"), None, npo.trapz, "trapezoidal integral of y over x"),

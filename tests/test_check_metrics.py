@@ -209,6 +209,25 @@ def test_builtin_metrics_load_no_parser():
     assert result.stdout == "[]\n"
 
 
+def test_cli_eval_of_an_onnx_file_loads_no_parser(tmp_path):
+    """`modelc eval model.onnx` with built-in metrics, as a user runs it: no lark, no parse/check/driver."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch"])
+    model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "m.onnx")
+    np.savez(tmp_path / "d.npz", x=np.linspace(-1, 1, 50, dtype=np.float32), t=np.zeros(50, np.float32))
+    code = ("import sys\nfrom modelc.cli import main\n"
+            "rc = main(['eval', 'm.onnx', '--data', 'd.npz', '--target', 't', '--metric', 'mse', '--metric', "
+            "'auc', '--json'])\n"
+            "print(sorted(m for m in sys.modules if m == 'lark' or m.startswith(('lark.', 'modelc.compiler.parse', "
+            "'modelc.compiler.check', 'modelc.compiler.driver'))), rc, file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.stderr.strip().endswith("[] 0"), result.stderr
+    assert json.loads(result.stdout)["metrics"]["mse"] == pytest.approx(np.mean(np.maximum(
+        np.linspace(-1, 1, 50, dtype=np.float32), 0) ** 2), rel=1e-6)
+
+
 def test_metric_works_with_the_shipped_prelude():
     m = Metric("mse")
     m.update(np.array([1.0, 2.0]), np.array([1.5, 2.5]))

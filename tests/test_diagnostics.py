@@ -327,7 +327,7 @@ layer l(x: [n, k]) {
 }
 """,
      """\
-t.model:2:23: error: unknown initializer 'glorot_unifrom'; expected one of zeros, ones, constant, glorot_uniform, glorot_normal, he_uniform, he_normal, lecun_uniform, lecun_normal, random_normal, random_uniform, truncated_normal; did you mean 'glorot_uniform'?
+t.model:2:23: error: unknown initializer 'glorot_unifrom'; expected one of zeros, ones, constant, glorot_uniform, glorot_normal, he_uniform, he_normal, lecun_uniform, lecun_normal, random_normal, random_uniform, truncated_normal, orthogonal; did you mean 'glorot_uniform'?
     param w: [k, 4] = glorot_unifrom
                       ^^^^^^^^^^^^^^"""),
     ('unknown_dtype', """\
