@@ -123,7 +123,7 @@ def sanity_check(n: int, units: int) -> str:
 
 
 # --- phase breakdown ---------------------------------------------------------------------------
-BREAKDOWN_ROOTS = ["compile_source", "compile_program", "lower_program", "check_program"]
+BREAKDOWN_ROOTS = ["compile_source", "compile_program", "lower_program", "check_shapes"]
 
 
 def breakdown(n: int, units: int) -> tuple[float, list[list[str]]] | str:

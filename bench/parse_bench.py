@@ -165,10 +165,10 @@ def run(deadline: Deadline, quick: bool = False) -> Fig2:
         program = driver.load_source(small, "bench.model")
         log("fig2 profile")
         what = f"on {len(small) / 1e6:.2f} MB of the same source ({n_small:,} layers)"
-        fig.profile = (hot_spots_md(f"Hot spots of `parse_text` {what}", lambda: parse_text(small, "bench.model"),
-                                    deadline, top=8)
-                       + "\n" + hot_spots_md(f"Hot spots of `check_program` (the check after parsing) {what}",
-                                             lambda: driver.check_program(program), deadline, top=8))
+        fig.profile = (hot_spots_md(f"Hot spots of `load_source` (parse + name checks) {what}",
+                                    lambda: driver.load_source(small, "bench.model"), deadline, top=8)
+                       + "\n" + hot_spots_md(f"Hot spots of `check_shapes` (each model lowered) {what}",
+                                             lambda: driver.check_shapes(program), deadline, top=8))
     return fig
 
 

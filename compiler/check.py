@@ -14,12 +14,11 @@ from .nodes import MAX_REPEAT
 from .arguments import unknown_keyword
 from .initializers import INITIALIZERS
 from .layers import BUILTIN_LAYERS
-from .ops import CONSTANTS, FUNCTIONS
-from .source import Diagnostic, Span, did_you_mean
+from .functions import CONSTANTS, FUNCTIONS
+from .source import MAX_ERRORS, Diagnostic, Span, did_you_mean
 from .states import STATE_RULES, split_metric, state_rule
 from .types import DTYPES
 
-MAX_ERRORS = 20
 HPARAM_TYPES = ("int", "float", "bool", "str", "layer")
 
 # What a metric's final part may name besides its hyperparameters, states and final statements.

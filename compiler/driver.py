@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 from . import ir
 from . import nodes as N
 from .check import check_definitions
-from .lower import MAX_ERRORS, Lowerer, source_hash
+from .lower import Lowerer, source_hash
 from .parse import parse_text
-from .source import CheckError, Diagnostic, ModelcError, SourceFiles, did_you_mean, user_error
+from .source import MAX_ERRORS, CheckError, Diagnostic, ModelcError, SourceFiles, did_you_mean, user_error
 from .types import FLOAT_DTYPES
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def _in_order(program: LoadedProgram, diagnostics: list[Diagnostic]) -> list[Dia
     return program.files.attach(diagnostics[:MAX_ERRORS])
 
 
-def check_program(program: LoadedProgram, models: list[N.Definition] | None = None,
+def check_shapes(program: LoadedProgram, models: list[N.Definition] | None = None,
                   lowered: dict[str, ir.Model] | None = None) -> list[Diagnostic]:
     """Every diagnostic of the shapes of each model (of `models`, by default all); the names were checked
     when the program loaded. A model that lowers cleanly is kept in `lowered`, so compiling needs no second pass."""
@@ -148,7 +148,7 @@ def lower_program(program: LoadedProgram, model: str | None = None, dtype: str |
     if dtype is not None and dtype not in FLOAT_DTYPES:
         raise user_error(f"--dtype must be {', '.join(FLOAT_DTYPES[:-1])} or {FLOAT_DTYPES[-1]}, got {dtype}")
     kept: dict[str, ir.Model] = {}
-    diagnostics = check_program(program, [d] if d is not None and dtype is None and opset is None else [], kept)
+    diagnostics = check_shapes(program, [d] if d is not None and dtype is None and opset is None else [], kept)
     if diagnostics:
         raise CheckError(diagnostics)
     if d is None:
@@ -236,5 +236,5 @@ def params_of(program: LoadedProgram, model: str | None = None) -> list[dict[str
     return [{"name": w.name, "shape": list(w.type.shape), "dtype": w.type.dtype} for w in lowered.graph.weights]
 
 
-__all__ = ["LoadedProgram", "load_file", "load_source", "check_program", "lower_program", "compile_program",
+__all__ = ["LoadedProgram", "load_file", "load_source", "check_shapes", "lower_program", "compile_program",
            "compile_for_saving", "save_model", "params_of", "select_model"]

@@ -2,7 +2,7 @@
 semantics): activations and the core layers are lowered here, each other family in its own module
 (layers_norm.py, layers_conv.py, layers_pool.py, layers_attention.py, layers_recurrent.py), and
 BUILTIN_LAYERS below joins them. An activation that is also a built-in function is derived from its
-entry in ops.FUNCTIONS."""
+entry in functions.FUNCTIONS."""
 from __future__ import annotations
 
 import math
@@ -12,7 +12,7 @@ from . import layers_attention, layers_conv, layers_norm, layers_pool, layers_re
 from .builder import BlockBuilder
 from .ir import InitSpec, Value
 from .layers_base import REQUIRED, BuiltinLayer, LayerContext, float_input, last_dim, layer
-from .ops import FUNCTIONS, lower_concat, reshape_shape
+from .functions import FUNCTIONS, lower_concat, reshape_shape
 from .source import Span, error
 from .types import INT_DTYPES, TensorType
 

@@ -1,5 +1,5 @@
 """Attention: multi_head_attention with Keras' MultiHeadAttention weights and names, and the scaled dot-product
-attention it shares with the built-in function dot_product_attention (ops.FUNCTIONS points here).
+attention it shares with the built-in function dot_product_attention (functions.FUNCTIONS points here).
 
 Both lower to ONNX's Attention operator where the target opset has it (23 and up; onnxruntime's CPU kernel runs
 it about 4x faster than the unfused graph), else to MatMul/Softmax; the attention scores, when asked for, come

@@ -14,9 +14,9 @@ from typing import Any, Callable
 from .builder import BlockBuilder
 from .ir import InitSpec, Value
 from .layers_base import REQUIRED, BuiltinLayer, LayerContext, float_input, layer
-from .layers_pool import DATA_FORMATS, PADDINGS, choice, int_tuple, spatial_input, to_channels_first, \
+from .layers_spatial import DATA_FORMATS, PADDINGS, choice, int_tuple, spatial_input, to_channels_first, \
     to_channels_last
-from .ops import FUNCTIONS
+from .functions import FUNCTIONS
 from .source import Span, error
 from .types import Dim, TensorType
 

@@ -19,12 +19,11 @@ from .initializers import INITIALIZERS, bind_initializer
 from .layers import BUILTIN_LAYERS
 from .layers_base import REQUIRED, BuiltinLayer, LayerContext
 from .operators import binary, unary
-from .ops import CONSTANTS, FUNCTIONS, call_function
-from .source import CheckError, Diagnostic, Span, did_you_mean, error
+from .functions import CONSTANTS, FUNCTIONS, call_function
+from .source import MAX_ERRORS, CheckError, Diagnostic, Span, did_you_mean, error
 from .types import DTYPES, FLOAT_DTYPES, INT64_MAX, Dim, TensorType, show_dim
 from .values import POISON, DtypeName, LayerVal, article, describe, is_tensor
 
-MAX_ERRORS = 20
 
 
 @dataclass

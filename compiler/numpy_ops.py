@@ -1,5 +1,5 @@
 """The numpy side of the built-in functions and operators: what a metric's final part (its `return` and the
-statements after its states) runs on the merged states. The tables in ops.py and operators.py point here.
+statements after its states) runs on the merged states. The tables in functions.py and operators.py point here.
 
 numpy is imported on the first call, never on import: `modelc check` reads the tables without loading it.
 Semantics per LANGUAGE.md §6: `/` gives 0 where the divisor is 0 (Keras' divide_no_nan).

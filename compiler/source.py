@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 
+MAX_ERRORS = 20  # diagnostics reported at most per file: the rest are most often consequences of these
+
+
 @dataclass(frozen=True)
 class Span:
     """A region of one source file, 1-based lines and columns, end exclusive."""

@@ -17,14 +17,14 @@ __all__ = ["compile_file", "compile_source", "check_file", "check_source", "para
 def check_source(text: str, file: str = "<string>") -> list[Diagnostic]:
     """Parse and check; returns every diagnostic (empty when the program is fine)."""
     try:
-        return driver.check_program(driver.load_source(text, file))
+        return driver.check_shapes(driver.load_source(text, file))
     except ModelcError as e:
         return e.diagnostics
 
 
 def check_file(path: str | os.PathLike) -> list[Diagnostic]:
     try:
-        return driver.check_program(driver.load_file(path))
+        return driver.check_shapes(driver.load_file(path))
     except ModelcError as e:
         return e.diagnostics
 

@@ -21,7 +21,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .compiler import driver
     try:
         program = driver.load_file(args.file)
-        diagnostics = driver.check_program(program)
+        diagnostics = driver.check_shapes(program)
     except ModelcError as e:  # a file that does not load (syntax, imports, duplicates)
         program, diagnostics = None, e.diagnostics
     for d in diagnostics:

@@ -1,6 +1,6 @@
 """Evaluate a metric's final part (its `return` and the statements that read its states) on merged states.
 
-Every function and operator runs its numpy implementation from the compiler's tables (compiler/ops.py,
+Every function and operator runs its numpy implementation from the compiler's tables (compiler/functions.py,
 compiler/operators.py); check.py has made sure each one has one and every name is known here.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 
 from ..compiler import nodes as N
 from ..compiler.operators import BINARY, UNARY
-from ..compiler.ops import CONSTANTS, FUNCTIONS
+from ..compiler.functions import CONSTANTS, FUNCTIONS
 from ..compiler.source import error
 from ..compiler.types import DTYPES
 

@@ -1,5 +1,5 @@
 """Every loaded file goes through check.py, metric bodies included; the compiler's tables are the one home
-of their vocabularies (compiler/types.py, ops.py, operators.py, states.py, initializers.py); the prelude ships
+of their vocabularies (compiler/types.py, functions.py, operators.py, states.py, initializers.py); the prelude ships
 checked (runtime/prelude.json) so that evaluating with built-in metrics never loads the parser."""
 from __future__ import annotations
 
@@ -245,7 +245,7 @@ def test_dtype_table_matches_onnx_and_numpy():
 
 def test_activation_layers_come_from_the_function_table():
     from modelc.compiler.layers import BUILTIN_LAYERS
-    from modelc.compiler.ops import FUNCTIONS
+    from modelc.compiler.functions import FUNCTIONS
     for name in ("relu", "sigmoid", "tanh", "softplus", "softmax"):
         assert BUILTIN_LAYERS[name].doc == FUNCTIONS[name].doc
     assert BUILTIN_LAYERS["softmax"].hparams == [("axis", "int", -1)]

@@ -1009,7 +1009,7 @@ def test_cli_usage_error_exits_2(args: list[str], tmp_path: Path) -> None:
     assert "usage: modelc" in result.stderr and "Traceback" not in result.stderr
 
 
-# --- wrong today: what the message should say (compiler/lower.py, compiler/ops.py) --------------
+# --- wrong today: what the message should say (compiler/lower.py, compiler/functions.py) --------------
 def only(source: str) -> modelc.Diagnostic:
     (d,) = modelc.check_source(source, file="t.model")
     return d

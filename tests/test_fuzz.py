@@ -9,7 +9,7 @@ traceback or an internal error.
 Deterministic: `derandomize=True` and no example database, so CI sees the same examples each run.
 
 One thing the generator stays away from on purpose: `**` only ever gets a small exponent (2, 0.5 or
-a name). Constant folding of huge powers hangs or overflows in compiler/ops.py; those are known bugs
+a name). Constant folding of huge powers hangs or overflows in compiler/functions.py; those are known bugs
 with their own reproducers, test_known_* at the end of this file (regression tests now).
 """
 from __future__ import annotations
@@ -370,7 +370,7 @@ def test_mutated_samples_through_the_cli(seed: int, tmp_path: Path) -> None:
         assert re.search(rf"^{re.escape(str(path))}:\d+:\d+: error: ", result.stderr, re.M), result.stderr
 
 
-# --- crashes found by fuzzing (compiler/ops.py, compiler/lower.py), fixed: regression tests ------
+# --- crashes found by fuzzing (compiler/functions.py, compiler/lower.py), fixed: regression tests ------
 def _check_in_subprocess(text: str, timeout: float = 10) -> subprocess.CompletedProcess:
     code = ("import sys, modelc\n"
             "for d in modelc.check_source(sys.stdin.read(), file='t.model'): print(d.render())\n")

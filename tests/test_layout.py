@@ -17,8 +17,8 @@ PACKAGES = {"modelc": "modelc", "modelc.grammar": "grammar", "modelc.compiler": 
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundations", {"compiler.source", "compiler.files", "compiler.nodes", "compiler.types", "compiler.ir",
                      "compiler.values", "compiler.arguments", "compiler.numpy_ops", "grammar"}),
-    ("tables", {"compiler.builder", "compiler.operators", "compiler.ops", "compiler.initializers",
-                "compiler.layers_base",
+    ("tables", {"compiler.builder", "compiler.operators", "compiler.functions", "compiler.initializers",
+                "compiler.layers_base", "compiler.layers_spatial",
                 "compiler.layers", "compiler.layers_norm", "compiler.layers_conv", "compiler.layers_pool",
                 "compiler.layers_attention", "compiler.layers_recurrent", "compiler.states"}),
     ("lowering", {"compiler.parse", "compiler.check", "compiler.lower", "compiler.lower_metric", "compiler.emit",
