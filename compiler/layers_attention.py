@@ -32,6 +32,11 @@ def attend(b: BlockBuilder, loc: Span | None, q: Value, k: Value, v: Value, head
     also the attention probabilities [B, heads, T, S]."""
     dt, (batch, t), dv = q.type.dtype, q.type.shape[:2], v.type.shape[2]
     out = TensorType(dt, (batch, t, dv))
+    if causal and mask is not None:  # one mask: a row that both hide is uniform over all keys, as in Keras
+        below = _causal(b, q, k, loc)
+        mask = b.node("And", [mask, below],
+                      TensorType("bool", _broadcast(mask.type.shape, (1, 1) + below.type.shape)), loc)
+        causal = False
     if not scores and (b.opset is None or b.opset >= ATTENTION_OPSET):
         ins = [q, k, v]
         if mask is not None:  # additive, so that a row with every key masked is uniform, as in Keras
@@ -46,9 +51,7 @@ def attend(b: BlockBuilder, loc: Span | None, q: Value, k: Value, v: Value, head
     kt = _heads(b, k, heads, [0, 2, 3, 1], loc)
     logits = b.node("MatMul", [qh, kt], TensorType(dt, qh.type.shape[:3] + kt.type.shape[3:]), loc)
     if causal:
-        below = _causal(b, q, k, loc)
-        mask = below if mask is None else b.node(
-            "And", [mask, below], TensorType("bool", _broadcast(mask.type.shape, (1, 1) + below.type.shape)), loc)
+        mask = _causal(b, q, k, loc)
     if mask is not None:
         logits = b.node("Where", [mask, logits, b.const(masked_score(dt), dt)], logits.type, loc)
     probs = b.node("Softmax", [logits], logits.type, loc, axis=-1)

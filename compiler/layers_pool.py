@@ -134,8 +134,8 @@ def _upsampling(n: int) -> Callable[..., Value]:
 # --- shape and scale -----------------------------------------------------------------------------
 def lower_permute(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
     x, dims = xs[0], hp["dims"]
-    if not isinstance(dims, list) or sorted(dims) != list(range(1, x.type.rank)) or \
-            any(isinstance(d, bool) for d in dims):
+    ints = isinstance(dims, list) and all(isinstance(d, int) and not isinstance(d, bool) for d in dims)
+    if not ints or sorted(dims) != list(range(1, x.type.rank)):
         raise error(loc, f"permute dims must be a permutation of 1..{x.type.rank - 1} (the axes after the batch "
                          f"axis, counted from 1) for input {x.type}, got {dims!r}")
     return FUNCTIONS["transpose"].lower(b, loc, x, [0, *dims])
@@ -161,7 +161,8 @@ def _factor(value: Any, key: str, x: Value, b: BlockBuilder, loc: Span | None) -
         raise error(loc, f"rescaling {key} must be a number or a list of numbers, one per element of the last "
                          f"axis (input {x.type}), got {value!r}")
     floats = [float(v) for v in items]
-    return b.const(floats, x.type.dtype) if isinstance(value, list) else b.const(floats[0], x.type.dtype)
+    as_list = isinstance(value, list) and x.type.rank > 0  # a scalar input meets a scalar factor
+    return b.const(floats, x.type.dtype) if as_list else b.const(floats[0], x.type.dtype)
 
 
 def lower_rescaling(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:

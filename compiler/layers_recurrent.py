@@ -52,7 +52,8 @@ def _features(x: Value, name: str, loc: Span | None) -> int:
 
 
 def _activation_attrs(cell: Cell, hp: dict, directions: int, name: str, loc: Span | None) -> dict[str, Any]:
-    """ONNX's `activations` attribute, left out when it is Keras' default (so the reference evaluator runs)."""
+    """ONNX's `activations` attribute, left out when it is Keras' default. onnx's reference evaluator runs only
+    the defaults (runtime/session.py refuses the rest there)."""
     names = []
     for key in cell.activations:
         lv = hp[key]

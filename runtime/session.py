@@ -29,6 +29,17 @@ def tensor_specs(values: Any) -> list[TensorSpec]:
     return out
 
 
+def refuse_what_the_reference_ignores(model: onnx.ModelProto) -> None:
+    """onnx's ReferenceEvaluator runs RNN, LSTM and GRU with their default activations only, whatever the
+    `activations` attribute says: a wrong answer without a word. Refuse those models instead."""
+    for node in [*model.graph.node, *(n for f in model.functions for n in f.node)]:
+        if node.op_type in ("RNN", "LSTM", "GRU") and any(a.name == "activations" for a in node.attribute):
+            used = next(a for a in node.attribute if a.name == "activations").strings
+            raise user_error(f"the reference evaluator ignores the activations of ONNX's {node.op_type} (node "
+                             f"'{node.name}' uses {', '.join(sorted({u.decode() for u in used}))}) and would give "
+                             "wrong numbers; run this model with --provider cpu or cuda")
+
+
 class Session:
     """`run(feeds) -> {name: array}` on the provider asked for, or a clear error; never a silent fall-back."""
 
@@ -42,6 +53,7 @@ class Session:
         self.output_names = [o.name for o in self.outputs]
         if provider == "reference":
             from onnx.reference import ReferenceEvaluator
+            refuse_what_the_reference_ignores(model)
             self._ref = ReferenceEvaluator(model)
             return
         try:

@@ -169,6 +169,18 @@ def test_dot_product_attention_matches_keras(tmp_path, case, opset):
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("opset", [None, 17])
+def test_a_row_that_mask_and_causal_both_hide_attends_uniformly_as_in_keras(tmp_path, opset):
+    """Query 0 sees only key 0 (causal), which the mask hides: Keras attends uniformly over every key."""
+    q = np.random.default_rng(0).normal(size=(1, 3, 1, 2)).astype(np.float32)
+    mask = np.array([[[[0, 1, 1], [1, 1, 1], [1, 1, 1]]]], bool)
+    src = ("model m(q: float32[batch, 3, 1, 2], mask: bool[batch, 1, 3, 3]) {\n"
+           "    return dot_product_attention(q, q, q, mask=mask, causal=true)\n}\n")
+    want = keras.ops.convert_to_numpy(keras.ops.dot_product_attention(q, q, q, mask=mask, is_causal=True))
+    (got,) = compile_run(tmp_path, src, {}, {"q": q, "mask": mask}, opset=opset)
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
+
+
 # --- diagnostics ----------------------------------------------------------------------------------------
 def program(line: str, inputs: str = f"q: float32[batch, {T}, {DQ}], v: float32[batch, {S}, {DV}]") -> str:
     return f"model m({inputs}) {{\n    {line}\n}}\n"

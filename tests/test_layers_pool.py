@@ -175,6 +175,14 @@ def test_repeat_vector_matches_keras(n: int) -> None:
     check_layer("repeat_vector", {"n": n}, L.RepeatVector(n), (2, 5))
 
 
+def test_rescaling_a_scalar_by_one_item_lists() -> None:
+    import onnxruntime as ort
+    proto = modelc.compile_source("model m(x: float32[]) { return x -> rescaling([2.0], offset=[1.0]) }")
+    (y,) = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"x": np.array(3.0, np.float32)})
+    assert y.shape == () and float(y) == 7.0
+
+
 @pytest.mark.parametrize("scale, offset, dtype", [(1 / 255, 0.0, "float32"), (2, -1, "float32"),
                                                   (1 / 127.5, -1.0, "int32"), ([0.5, 2.0, -1.0], [1.0, 0.0, 3.0],
                                                                                "float32")])
@@ -287,6 +295,12 @@ DIAGNOSTICS = [
     ("permute_zero_based", program("batch, 4, 3", "permute([0, 1])"),
      "t.model:2:17: error: permute dims must be a permutation of 1..2 (the axes after the batch axis, counted "
      "from 1) for input float32[batch, 4, 3], got [0, 1]"),
+    ("permute_not_ints", program("batch, 4, 3", 'permute([2, "a"])'),
+     "t.model:2:17: error: permute dims must be a permutation of 1..2 (the axes after the batch axis, counted "
+     "from 1) for input float32[batch, 4, 3], got [2, 'a']"),
+    ("permute_floats", program("batch, 4, 3", "permute([1.0, 2])"),
+     "t.model:2:17: error: permute dims must be a permutation of 1..2 (the axes after the batch axis, counted "
+     "from 1) for input float32[batch, 4, 3], got [1.0, 2]"),
     ("cropping_more_than_size", program("batch, 6, 5, 2", "cropping2d([[1, 1], [3, 2]])"),
      "t.model:2:17: error: cropping2d crops 3 + 2 from axis 2 of size 5, leaving nothing "
      "(input float32[batch, 6, 5, 2])"),

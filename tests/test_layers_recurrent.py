@@ -220,3 +220,15 @@ def test_return_state_outputs_are_picked_by_index():
     proto = modelc.compile_source(text)
     (got,) = ort.InferenceSession(proto.SerializeToString()).run(None, {"x": np.ones((2, 4, 5), np.float32)})
     assert got.shape == (2, 2)
+
+
+def test_the_reference_provider_refuses_activations_it_would_ignore(tmp_path):
+    """onnx's ReferenceEvaluator silently runs LSTM/GRU with their default activations: eval says so instead."""
+    model = tmp_path / "m.model"
+    model.write_text("model m(x: float32[batch, 4, 3]) {\n    return x -> lstm(2, activation=relu)\n}\n")
+    np.savez(tmp_path / "d.npz", x=np.zeros((5, 4, 3), np.float32), y=np.zeros((5, 2), np.float32))
+    result = run_cli("eval", model, "--data", tmp_path / "d.npz", "--target", "y", "--metric", "mse",
+                     "--provider", "reference")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "the reference evaluator ignores the activations of ONNX's LSTM" in result.stderr
+    assert "uses Relu, Sigmoid" in result.stderr
