@@ -11,7 +11,8 @@ from typing import Any, Callable
 from . import layers_attention, layers_conv, layers_norm, layers_pool, layers_recurrent
 from .builder import BlockBuilder
 from .ir import InitSpec, Value
-from .layers_base import REQUIRED, BuiltinLayer, LayerContext, float_input, last_dim, layer
+from .layers_base import BIAS_INITIALIZER, KERNEL_INITIALIZER, REQUIRED, BuiltinLayer, LayerContext, float_input, \
+    int_list, last_dim, layer, positive, rate
 from .functions import FUNCTIONS, lower_concat, reshape_shape
 from .source import Span, error
 from .types import INT_DTYPES, TensorType
@@ -48,9 +49,7 @@ def lower_silu(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, lo
 
 def lower_dense(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
     x = float_input(xs[0], "dense", loc)
-    units = hp["units"]
-    if units < 1:
-        raise error(loc, f"dense units must be >= 1, got {units}")
+    units = positive(hp["units"], "units", "dense", loc)
     n, dt = last_dim(x, "dense", loc), x.type.dtype
     kernel = b.weight("kernel", TensorType(dt, (n, units)), hp["kernel_initializer"], loc)
     out_type = TensorType(dt, x.type.shape[:-1] + (units,))
@@ -62,8 +61,7 @@ def lower_dense(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, l
 
 
 def lower_dropout(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
-    if not 0 <= hp["rate"] < 1:
-        raise error(loc, f"dropout rate must be in [0, 1), got {hp['rate']}")
+    rate(hp["rate"], "rate", "dropout", loc)
     return xs[0]  # identity at inference, as in Keras
 
 
@@ -89,9 +87,9 @@ def lower_flatten(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict,
 
 def lower_reshape_layer(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
     # Keras Reshape: target_shape leaves out the batch axis; ONNX 0 copies it.
-    x, target = xs[0], hp["shape"]
-    if not isinstance(target, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in target):
-        raise error(loc, f"reshape shape must be a list of ints such as [4, -1], got {target!r}")
+    x, target = xs[0], int_list(hp["shape"], scalar=False)
+    if target is None:
+        raise error(loc, f"reshape shape must be a list of ints such as [4, -1], got {hp['shape']!r}")
     if x.type.rank < 1 or 0 in target:
         raise error(loc, f"reshape needs a batch axis and nonzero sizes, got {x.type} -> {target}")
     rest = reshape_shape(x.type.shape[1:], target, loc)
@@ -134,8 +132,7 @@ _ACTIVATIONS = [
 _LAYERS = [
     layer("dense", lower_dense, "x @ kernel + bias, then activation",
            ("units", "int", REQUIRED), ("activation", "layer", "linear"), ("use_bias", "bool", True),
-           ("kernel_initializer", "initializer", InitSpec("glorot_uniform")),
-           ("bias_initializer", "initializer", InitSpec("zeros"))),
+           KERNEL_INITIALIZER, BIAS_INITIALIZER),
     layer("dropout", lower_dropout, "identity at inference", ("rate", "float", REQUIRED), ("seed", "int", 0)),
     layer("embedding", lower_embedding, "rows of the embeddings table",
            ("input_dim", "int", REQUIRED), ("output_dim", "int", REQUIRED),

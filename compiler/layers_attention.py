@@ -10,8 +10,9 @@ import math
 from typing import Any
 
 from .builder import BlockBuilder
-from .ir import InitSpec, Value
-from .layers_base import REQUIRED, LayerContext, float_input, last_dim, layer
+from .ir import Value
+from .layers_base import BIAS_INITIALIZER, KERNEL_INITIALIZER, REQUIRED, LayerContext, float_input, int_list, \
+    last_dim, layer, positive, rate
 from .source import Span, error
 from .types import TensorType, dims_agree, show_dim
 from .values import describe, is_tensor
@@ -209,10 +210,8 @@ def _sizes(hp: dict, loc: Span | None) -> tuple[int, int, int]:
     heads, key_dim = hp["num_heads"], hp["key_dim"]
     value_dim = key_dim if hp["value_dim"] is None else hp["value_dim"]
     for name, n in (("num_heads", heads), ("key_dim", key_dim), ("value_dim", value_dim)):
-        if n < 1:
-            raise error(loc, f"multi_head_attention {name} must be a positive integer (the size per head), got {n}")
-    if not 0 <= hp["dropout"] < 1:
-        raise error(loc, f"multi_head_attention dropout must be in [0, 1), got {hp['dropout']}")
+        positive(n, name, "multi_head_attention", loc)
+    rate(hp["dropout"], "dropout", "multi_head_attention", loc)
     return heads, key_dim, value_dim
 
 
@@ -220,8 +219,8 @@ def _output_shape(given: Any, features: int, loc: Span | None) -> tuple[int, ...
     """Keras' output_shape: an int or a list of ints (the axes after [batch, T]); by default the query's features."""
     if given is None:
         return (features,)
-    dims = given if isinstance(given, list) else [given]
-    if not dims or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims):
+    dims = int_list(given, least=1)
+    if not dims:
         raise error(loc, f"multi_head_attention output_shape must be a positive int or a list of them, "
                          f"got {given!r}")
     return tuple(dims)
@@ -269,8 +268,7 @@ LAYERS = [
           "attention(query, value[, key]) with per-head projections (Keras MultiHeadAttention)",
           ("num_heads", "int", REQUIRED), ("key_dim", "int", REQUIRED), ("value_dim", "int", None),
           ("dropout", "float", 0.0), ("use_bias", "bool", True), ("output_shape", "any", None),
-          ("kernel_initializer", "initializer", InitSpec("glorot_uniform")),
-          ("bias_initializer", "initializer", InitSpec("zeros")),
+          KERNEL_INITIALIZER, BIAS_INITIALIZER,
           ("attention_mask", "tensor", None), ("use_causal_mask", "bool", False),
           ("return_attention_scores", "bool", False), inputs=(2, 3)),
 ]

@@ -8,47 +8,28 @@ and names. "same" padding is written as explicit `pads` computed as Keras/TF pad
 end), with auto_pad only where an input size is unknown and a stride is above 1."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from .builder import BlockBuilder
 from .ir import InitSpec, Value
-from .layers_base import REQUIRED, BuiltinLayer, LayerContext, float_input, layer
-from .layers_spatial import DATA_FORMATS, PADDINGS, choice, int_tuple, spatial_input, to_channels_first, \
-    to_channels_last
+from .layers_base import GLOROT_UNIFORM, REQUIRED, ZEROS, BuiltinLayer, LayerContext, choice, float_input, layer, \
+    positive
+from .layers_spatial import DATA_FORMATS, PADDINGS, Window, int_tuple, onnx_kernel, original, spatial_input, \
+    to_channels_first, to_channels_last, window_pads
 from .functions import FUNCTIONS
 from .source import Span, error
 from .types import Dim, TensorType
 
 
-@dataclass(frozen=True)
-class Geometry:
-    """One convolution's validated hyperparameters: one int per spatial axis for kernel, strides, dilation."""
-
-    name: str
-    fmt: str
-    padding: str
-    kernel: tuple[int, ...]
-    strides: tuple[int, ...]
-    dilation: tuple[int, ...]
-
-    @property
-    def rank(self) -> int:
-        return len(self.kernel)
-
-    def attrs(self) -> dict[str, Any]:
-        return {"kernel_shape": list(self.kernel), "strides": list(self.strides), "dilations": list(self.dilation)}
+def geometry(name: str, n: int, hp: dict, loc: Span | None, paddings: tuple[str, ...] = PADDINGS) -> Window:
+    return Window(name, choice(hp, "data_format", DATA_FORMATS, name, loc),
+                  choice(hp, "padding", paddings, name, loc),
+                  int_tuple(hp["kernel_size"], n, "kernel_size", name, loc),
+                  int_tuple(hp["strides"], n, "strides", name, loc),
+                  int_tuple(hp["dilation_rate"], n, "dilation_rate", name, loc))
 
 
-def geometry(name: str, n: int, hp: dict, loc: Span | None, paddings: tuple[str, ...] = PADDINGS) -> Geometry:
-    return Geometry(name, choice(hp, "data_format", DATA_FORMATS, name, loc),
-                    choice(hp, "padding", paddings, name, loc),
-                    int_tuple(hp["kernel_size"], n, "kernel_size", name, loc),
-                    int_tuple(hp["strides"], n, "strides", name, loc),
-                    int_tuple(hp["dilation_rate"], n, "dilation_rate", name, loc))
-
-
-def undilated_strides(g: Geometry, loc: Span | None) -> Geometry:
+def undilated_strides(g: Window, loc: Span | None) -> Window:
     """Keras' Conv and ConvTranspose refuse strides > 1 with dilation_rate > 1 (the depthwise ones accept it)."""
     if max(g.strides) > 1 and max(g.dilation) > 1:
         raise error(loc, f"{g.name} takes strides > 1 or dilation_rate > 1, not both (as Keras), got strides "
@@ -56,13 +37,7 @@ def undilated_strides(g: Geometry, loc: Span | None) -> Geometry:
     return g
 
 
-def positive(hp: dict, key: str, name: str, loc: Span | None) -> int:
-    if hp[key] < 1:
-        raise error(loc, f"{name} {key} must be >= 1, got {hp[key]}")
-    return hp[key]
-
-
-def channels_first_input(b: BlockBuilder, x: Value, g: Geometry, loc: Span | None) -> tuple[Value, int]:
+def channels_first_input(b: BlockBuilder, x: Value, g: Window, loc: Span | None) -> tuple[Value, int]:
     """The input as [batch, channels, *spatial], and its channel count (which sizes the weights)."""
     x = spatial_input(float_input(x, g.name, loc), g.rank, g.name, g.fmt, loc)
     c = x.type.shape[1 if g.fmt == "channels_first" else -1]
@@ -72,63 +47,21 @@ def channels_first_input(b: BlockBuilder, x: Value, g: Geometry, loc: Span | Non
     return to_channels_first(b, x, g.fmt, loc), c
 
 
-def divisible(g: Geometry, x: Value, c: int, groups: int, filters: int | None, loc: Span | None) -> None:
+def divisible(g: Window, x: Value, c: int, groups: int, filters: int | None, loc: Span | None) -> None:
     """groups must divide the input channels (and the filters): the channel mismatch diagnostic."""
     if c % groups:
         axis, other = (1, x.type.rank - 1) if g.fmt == "channels_first" else (x.type.rank - 1, 1)
-        shape = _original(x, g).shape
+        shape = original(x, g.fmt).shape
         hint = f"; is the image {DATA_FORMATS[g.fmt == 'channels_last']}?" if \
             isinstance(shape[other], int) and shape[other] % groups == 0 and shape[other] < c else ""
         raise error(loc, f"{g.name} with groups={groups} needs input channels divisible by {groups}, got {c} "
-                         f"channels (axis {axis} of {_original(x, g)}, data_format=\"{g.fmt}\"){hint}")
+                         f"channels (axis {axis} of {original(x, g.fmt)}, data_format=\"{g.fmt}\"){hint}")
     if filters is not None and filters % groups:
         raise error(loc, f"{g.name} filters={filters} must be divisible by groups={groups}")
 
 
-def _original(x: Value, g: Geometry) -> TensorType:
-    """The user's view of a channels-first value: what a message should show."""
-    if g.fmt == "channels_first":
-        return x.type
-    s = x.type.shape
-    return TensorType(x.type.dtype, (s[0], *s[2:], s[1]))
-
-
 # --- padding -------------------------------------------------------------------------------------
-def conv_pads(g: Geometry, x: Value, loc: Span | None) -> tuple[dict[str, Any], list[Dim]]:
-    """ONNX padding attributes and the output's spatial sizes of a convolution over x (channels first).
-    Keras pads "same" so that out = ceil(n / s), the total split with the odd element at the end (as TF);
-    "causal" pads dilation * (k - 1) at the start; "valid" pads nothing."""
-    begins, ends, outs = [], [], []
-    unknown = False
-    for axis, (n, k, s, d) in enumerate(zip(x.type.shape[2:], g.kernel, g.strides, g.dilation)):
-        span = d * (k - 1) + 1   # the dilated kernel's extent
-        if g.padding == "valid" and isinstance(n, int) and n < span:
-            raise error(loc, f"{g.name} kernel_size {list(g.kernel)}" + (f" (dilated to {span})" if d > 1 else "")
-                             + f" is larger than the input ({n} along spatial axis {axis} of {_original(x, g)}) "
-                             f"with padding=\"valid\"; use padding=\"same\" or a smaller kernel")
-        if g.padding == "valid":
-            lo, hi, out = 0, 0, (n - span) // s + 1 if isinstance(n, int) else (n if span == s == 1 else None)
-        elif g.padding == "causal":
-            lo, hi, out = span - 1, 0, (n - 1) // s + 1 if isinstance(n, int) else (n if s == 1 else None)
-        elif isinstance(n, int):
-            out = (n - 1) // s + 1
-            total = max((out - 1) * s + span - n, 0)
-            lo, hi = total // 2, total - total // 2
-        else:
-            unknown = unknown or s > 1
-            lo, hi, out = (span - 1) // 2, span - 1 - (span - 1) // 2, n if s == 1 else None
-        begins.append(lo)
-        ends.append(hi)
-        outs.append(out)
-    # the pads of "same" depend on the input size when s > 1: ONNX's SAME_UPPER pads as TF (extra at the end),
-    # but onnxruntime runs it without dilation only
-    if unknown and max(g.dilation) > 1:
-        raise error(loc, f"{g.name} with padding=\"same\", strides {list(g.strides)} and dilation_rate "
-                         f"{list(g.dilation)} needs known spatial sizes, got {_original(x, g)}")
-    return ({"auto_pad": "SAME_UPPER"} if unknown else {"pads": begins + ends}), outs
-
-
-def transpose_pads(g: Geometry, x: Value, output_padding: tuple[int, ...] | None) -> tuple[dict[str, Any], list[Dim]]:
+def transpose_pads(g: Window, x: Value, output_padding: tuple[int, ...] | None) -> tuple[dict[str, Any], list[Dim]]:
     """ONNX ConvTranspose pads/output_padding and output sizes matching Keras' jax backend: jax dilates the input
     by the stride, pads (lo, hi) and correlates with the kernel; ONNX's full output is lo = hi = span - 1, so
     it removes span - 1 - lo at the start and span - 1 - hi at the end (a negative removal is output_padding)."""
@@ -154,12 +87,10 @@ def transpose_pads(g: Geometry, x: Value, output_padding: tuple[int, ...] | None
 def keras_kernel(b: BlockBuilder, key: str, shape: tuple[int, ...], init: InitSpec, x: Value,
                  loc: Span | None) -> Value:
     """The Keras-layout kernel [*kernel_size, a, b] (the weight `key`) as ONNX's [b, a, *kernel_size]."""
-    r = len(shape) - 2
-    w = b.weight(key, TensorType(x.type.dtype, shape), init, loc)
-    return FUNCTIONS["transpose"].lower(b, loc, w, [r + 1, r, *range(r)])
+    return onnx_kernel(b, b.weight(key, TensorType(x.type.dtype, shape), init, loc), loc)
 
 
-def depthwise_kernel(b: BlockBuilder, key: str, g: Geometry, c: int, dm: int, init: InitSpec, x: Value,
+def depthwise_kernel(b: BlockBuilder, key: str, g: Window, c: int, dm: int, init: InitSpec, x: Value,
                      loc: Span | None) -> Value:
     """Keras' depthwise kernel [*kernel_size, c, dm] as a grouped Conv's [c * dm, 1, *kernel_size]: output
     channel i * dm + j is input channel i through filter j, as Keras orders them."""
@@ -173,14 +104,14 @@ def bias(b: BlockBuilder, hp: dict, n: int, x: Value, loc: Span | None) -> list[
     return [b.weight("bias", TensorType(x.type.dtype, (n,)), hp["bias_initializer"], loc)] if hp["use_bias"] else []
 
 
-def conv(b: BlockBuilder, x: Value, inputs: list[Value], g: Geometry, out_channels: int, groups: int,
+def conv(b: BlockBuilder, x: Value, inputs: list[Value], g: Window, out_channels: int, groups: int,
          loc: Span | None) -> Value:
-    pads, outs = conv_pads(g, x, loc)
+    pads, outs = window_pads(g, x, loc)
     out = TensorType(x.type.dtype, (x.type.shape[0], out_channels, *outs))
     return b.node("Conv", [x, *inputs], out, loc, group=groups, **g.attrs(), **pads)
 
 
-def finish(ctx: LayerContext, b: BlockBuilder, y: Value, g: Geometry, hp: dict, loc: Span | None) -> Value:
+def finish(ctx: LayerContext, b: BlockBuilder, y: Value, g: Window, hp: dict, loc: Span | None) -> Value:
     """Back to the user's layout, then the activation (which may not be elementwise: softmax)."""
     return ctx.apply(hp["activation"], [to_channels_last(b, y, g.fmt, loc)], b, loc)
 
@@ -194,7 +125,7 @@ def lower_conv(n: int) -> LowerFn:
 
     def lower(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
         g = undilated_strides(geometry(name, n, hp, loc, PADDINGS + ("causal",) if n == 1 else PADDINGS), loc)
-        filters, groups = positive(hp, "filters", name, loc), positive(hp, "groups", name, loc)
+        filters, groups = (positive(hp[k], k, name, loc) for k in ("filters", "groups"))
         x, c = channels_first_input(b, xs[0], g, loc)
         divisible(g, x, c, groups, filters, loc)
         w = keras_kernel(b, "kernel", (*g.kernel, c // groups, filters), hp["kernel_initializer"], x, loc)
@@ -207,7 +138,7 @@ def lower_depthwise(n: int) -> LowerFn:
 
     def lower(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
         g = geometry(name, n, hp, loc)
-        dm = positive(hp, "depth_multiplier", name, loc)
+        dm = positive(hp["depth_multiplier"], "depth_multiplier", name, loc)
         x, c = channels_first_input(b, xs[0], g, loc)
         w = depthwise_kernel(b, "kernel", g, c, dm, hp["depthwise_initializer"], x, loc)
         return finish(ctx, b, conv(b, x, [w, *bias(b, hp, c * dm, x, loc)], g, c * dm, c, loc), g, hp, loc)
@@ -220,11 +151,11 @@ def lower_separable(n: int) -> LowerFn:
     def lower(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
         # a depthwise convolution (with the strides, padding and dilation), then a 1x1 one (with the bias)
         g = geometry(name, n, hp, loc)
-        dm, filters = positive(hp, "depth_multiplier", name, loc), positive(hp, "filters", name, loc)
+        dm, filters = (positive(hp[k], k, name, loc) for k in ("depth_multiplier", "filters"))
         x, c = channels_first_input(b, xs[0], g, loc)
         depthwise = conv(b, x, [depthwise_kernel(b, "depthwise_kernel", g, c, dm, hp["depthwise_initializer"], x,
                                                  loc)], g, c * dm, c, loc)
-        pointwise = Geometry(name, g.fmt, "valid", (1,) * n, (1,) * n, (1,) * n)
+        pointwise = Window(name, g.fmt, "valid", (1,) * n, (1,) * n, (1,) * n)
         w = keras_kernel(b, "pointwise_kernel", (*pointwise.kernel, c * dm, filters), hp["pointwise_initializer"], x,
                          loc)
         y = conv(b, depthwise, [w, *bias(b, hp, filters, x, loc)], pointwise, filters, 1, loc)
@@ -237,7 +168,7 @@ def lower_conv_transpose(n: int) -> LowerFn:
 
     def lower(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
         g = undilated_strides(geometry(name, n, hp, loc), loc)
-        filters = positive(hp, "filters", name, loc)
+        filters = positive(hp["filters"], "filters", name, loc)
         extra = None if hp["output_padding"] is None else \
             int_tuple(hp["output_padding"], n, "output_padding", name, loc, least=0)
         if extra is not None and any(e >= s for e, s in zip(extra, g.strides)):
@@ -255,14 +186,13 @@ def lower_conv_transpose(n: int) -> LowerFn:
 # --- the table -----------------------------------------------------------------------------------
 def _hparams(*names: str) -> list[tuple[str, str, Any]]:
     """Keras' hyperparameters, in Keras' positional order, from one list of their kinds and defaults."""
-    glorot, zeros = InitSpec("glorot_uniform"), InitSpec("zeros")
     known = {"filters": ("int", REQUIRED), "kernel_size": ("any", REQUIRED), "strides": ("any", 1),
              "padding": ("str", "valid"), "output_padding": ("any", None), "data_format": ("str", "channels_last"),
              "dilation_rate": ("any", 1), "groups": ("int", 1), "depth_multiplier": ("int", 1),
              "activation": ("layer", "linear"), "use_bias": ("bool", True),
-             "kernel_initializer": ("initializer", glorot),
-             "depthwise_initializer": ("initializer", glorot), "pointwise_initializer": ("initializer", glorot),
-             "bias_initializer": ("initializer", zeros)}
+             "kernel_initializer": ("initializer", GLOROT_UNIFORM),
+             "depthwise_initializer": ("initializer", GLOROT_UNIFORM),
+             "pointwise_initializer": ("initializer", GLOROT_UNIFORM), "bias_initializer": ("initializer", ZEROS)}
     return [(n, *known[n]) for n in names]
 
 

@@ -5,7 +5,8 @@ from typing import Any
 
 from .builder import BlockBuilder
 from .ir import InitSpec, Value
-from .layers_base import KERAS_EPSILON, LayerContext, float_input, last_dim, layer
+from .layers_base import KERAS_EPSILON, LayerContext, float_input, int_list, last_dim, layer, number_list, positive
+from .functions import FUNCTIONS
 from .source import Span, error
 from .types import ShapeError, TensorType, normalize_axis
 
@@ -14,8 +15,8 @@ UNIT_NORM_EPSILON = 1e-12   # keras.layers.UnitNormalization: x * min(rsqrt(sum(
 
 def norm_axes(axis: Any, x: Value, layer: str, loc: Span | None, single: bool = False) -> list[int]:
     """`axis=` (an int, or a list of ints unless `single`) as sorted non-negative axes of x, each of known size."""
-    items = axis if isinstance(axis, list) and not single else [axis]
-    if not items or not all(isinstance(a, int) and not isinstance(a, bool) for a in items):
+    items = int_list([axis] if single else axis)  # single: a list is not an int
+    if not items:
         raise error(loc, f"{layer} axis must be {'an int' if single else 'an int or a list of ints'}, got {axis!r}")
     try:
         axes = sorted({normalize_axis(a, x.type.rank) for a in items})
@@ -35,7 +36,7 @@ def along(b: BlockBuilder, v: Value, rank: int, shape: dict[int, int], loc: Span
     target = tuple(shape.get(i, 1) for i in range(first, rank))
     if target == v.type.shape:
         return v
-    return b.node("Reshape", [v, b.const(list(target), "int64")], TensorType(v.type.dtype, target), loc)
+    return FUNCTIONS["reshape"].lower(b, loc, v, list(target))
 
 
 def size(x: Value, axis: int) -> int:
@@ -91,8 +92,7 @@ def lower_layer_norm(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: di
 
 def _groups(hp: dict, c: int, loc: Span | None) -> int:
     groups = c if hp["groups"] == -1 else hp["groups"]
-    if groups < 1:
-        raise error(loc, f"group_norm groups must be a positive integer (or -1 for one per channel), got {groups}")
+    positive(groups, "groups", "group_norm", loc, hint=" (or -1 for one per channel)")
     if groups > c or c % groups:
         raise error(loc, f"group_norm groups ({groups}) must divide the {c} channels of its axis")
     return groups
@@ -156,10 +156,10 @@ def _stat(b: BlockBuilder, hp: dict, key: str, init: str, c: int, dt: str, loc: 
     given = hp[key]
     if given is None:
         return b.weight(key, TensorType(dt, (c,)), InitSpec(init), loc)
-    values = given if isinstance(given, list) else [given] * c
-    if len(values) != c or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+    values = number_list(given, (c,))
+    if values is None:
         raise error(loc, f"normalization {key} must be a number or a list of {c} numbers, got {given!r}")
-    return b.const([float(v) for v in values], dt)
+    return b.const(values if isinstance(given, list) else values * c, dt)
 
 
 def lower_normalization(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:

@@ -8,9 +8,10 @@ from typing import Any, Callable
 
 from .builder import BlockBuilder
 from .ir import Value
-from .layers_base import REQUIRED, BuiltinLayer, LayerContext, float_input, layer
-from .layers_spatial import DATA_FORMATS, PADDINGS, SPATIAL_NAMES, choice, int_tuple, pairs, spatial_axes, \
-    spatial_input, to_channels_first, to_channels_last, with_dims
+from .layers_base import REQUIRED, BuiltinLayer, LayerContext, choice, float_input, int_list, layer, number_list, \
+    positive, ranked_input
+from .layers_spatial import DATA_FORMATS, PADDINGS, Window, int_tuple, pairs, spatial_axes, spatial_input, \
+    to_channels_first, to_channels_last, window_pads, with_dims
 from .functions import FUNCTIONS
 from .source import Span, error
 from .types import FLOAT_DTYPES, INT64_MAX, Dim, TensorType
@@ -20,27 +21,6 @@ RESIZE_DTYPES = (*FLOAT_DTYPES, "int32")
 
 
 # --- pooling -------------------------------------------------------------------------------------
-def window_out(size: Dim, k: int, s: int, padding: str) -> Dim:
-    """Keras' output size: ceil(size / s) with "same", else floor((size - k) / s) + 1."""
-    if not isinstance(size, int):
-        return None
-    return -(-size // s) if padding == "same" else (size - k) // s + 1
-
-
-def same_pads(dims: list[Dim], out: list[Dim], k: tuple[int, ...], s: tuple[int, ...],
-              padding: str) -> dict[str, Any]:
-    """ONNX padding attributes for Keras' padding: "same" pads as TF does, the odd element at the end.
-    Explicit pads where they are known (a known size, or stride 1: k - 1 whatever the size), as onnx's
-    reference evaluator mishandles auto_pad off 2-D; else auto_pad SAME_UPPER, the same rule at run time."""
-    if padding == "valid":
-        return {}
-    if not all(isinstance(d, int) or st == 1 for d, st in zip(dims, s)):
-        return {"auto_pad": "SAME_UPPER"}
-    totals = [w - 1 if st == 1 else max((o - 1) * st + w - d, 0)  # type: ignore[operator]
-              for d, o, w, st in zip(dims, out, k, s)]
-    return {"pads": [t // 2 for t in totals] + [t - t // 2 for t in totals]}
-
-
 def _pool(onnx_op: str, name: str, n: int) -> Callable[..., Value]:
     def lower(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
         fmt = choice(hp, "data_format", DATA_FORMATS, name, loc)
@@ -48,27 +28,32 @@ def _pool(onnx_op: str, name: str, n: int) -> Callable[..., Value]:
         padding = choice(hp, "padding", PADDINGS, name, loc)
         k = int_tuple(hp["pool_size"], n, "pool_size", name, loc)
         s = k if hp["strides"] is None else int_tuple(hp["strides"], n, "strides", name, loc)
-        axes = spatial_axes(x.type.rank, fmt)
-        dims = [x.type.shape[a] for a in axes]
-        if padding == "valid" and any(isinstance(d, int) and d < w for d, w in zip(dims, k)):
-            raise error(loc, f"{name} pool_size {list(k)} is larger than the input's {SPATIAL_NAMES[n]} "
-                             f"{dims} with padding=\"valid\" (input {x.type}); use padding=\"same\"")
-        out = [window_out(d, w, st, padding) for d, w, st in zip(dims, k, s)]
-        attrs: dict[str, Any] = {"kernel_shape": list(k), "strides": list(s), **same_pads(dims, out, k, s, padding)}
+        nchw = to_channels_first(b, x, fmt, loc)
+        pads, out = window_pads(Window(name, fmt, padding, k, s, (1,) * n, "pool_size"), nchw, loc)
+        attrs: dict[str, Any] = {"kernel_shape": list(k), "strides": list(s), **pads}
         if onnx_op == "AveragePool":
             attrs["count_include_pad"] = 0  # Keras' jax backend divides by the real elements only
-        nchw = to_channels_first(b, x, fmt, loc)
         y = b.node(onnx_op, [nchw], with_dims(nchw, list(range(2, n + 2)), out), loc, **attrs)
         return to_channels_last(b, y, fmt, loc)
     return lower
 
 
 def _global_pool(function: str, name: str, n: int) -> Callable[..., Value]:
-    # a reduction over the spatial axes in place: no transposes, in either layout
+    # The average: ONNX's GlobalAveragePool over channels first, not a ReduceMean in place: onnxruntime's layout
+    # optimizer then carries the convolutions' channels-first layout through to it and folds the last block's
+    # batch norm, residual add and relu into its convolutions (a ReduceMean over channels_last stops that:
+    # 0.8x torch's export of the same resnet at batch 64, bench/arch_bench.py). The maximum stays a ReduceMax
+    # in place: onnx's reference evaluator gets GlobalMaxPool off 2-D wrong.
     def lower(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
         fmt = choice(hp, "data_format", DATA_FORMATS, name, loc)
         x = spatial_input(float_input(xs[0], name, loc), n, name, fmt, loc)
-        return FUNCTIONS[function].lower(b, loc, x, axis=spatial_axes(x.type.rank, fmt), keepdims=hp["keepdims"])
+        if function == "max":
+            return FUNCTIONS["max"].lower(b, loc, x, axis=spatial_axes(x.type.rank, fmt), keepdims=hp["keepdims"])
+        nc = to_channels_first(b, x, fmt, loc)
+        pooled = b.node("GlobalAveragePool", [nc], TensorType(x.type.dtype, (*nc.type.shape[:2], *[1] * n)), loc)
+        if hp["keepdims"]:
+            return to_channels_last(b, pooled, fmt, loc)
+        return b.node("Flatten", [pooled], TensorType(x.type.dtype, nc.type.shape[:2]), loc, axis=1)
     return lower
 
 
@@ -133,20 +118,16 @@ def _upsampling(n: int) -> Callable[..., Value]:
 
 # --- shape and scale -----------------------------------------------------------------------------
 def lower_permute(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
-    x, dims = xs[0], hp["dims"]
-    ints = isinstance(dims, list) and all(isinstance(d, int) and not isinstance(d, bool) for d in dims)
-    if not ints or sorted(dims) != list(range(1, x.type.rank)):
+    x, dims = xs[0], int_list(hp["dims"], scalar=False)
+    if dims is None or sorted(dims) != list(range(1, x.type.rank)):
         raise error(loc, f"permute dims must be a permutation of 1..{x.type.rank - 1} (the axes after the batch "
-                         f"axis, counted from 1) for input {x.type}, got {dims!r}")
+                         f"axis, counted from 1) for input {x.type}, got {hp['dims']!r}")
     return FUNCTIONS["transpose"].lower(b, loc, x, [0, *dims])
 
 
 def lower_repeat_vector(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:
-    x, n = xs[0], hp["n"]
-    if x.type.rank != 2:
-        raise error(loc, f"repeat_vector expects a rank-2 input [batch, features], got {x.type}")
-    if n < 1:
-        raise error(loc, f"repeat_vector n must be >= 1, got {n}")
+    x = ranked_input(xs[0], 2, "batch, features", "repeat_vector", loc)
+    n = positive(hp["n"], "n", "repeat_vector", loc)
     batch, f = x.type.shape
     column = FUNCTIONS["expand_dims"].lower(b, loc, x, 1)
     return b.node("Expand", [column, b.const([1, n, 1], "int64")], TensorType(x.type.dtype, (batch, n, f)), loc)
@@ -154,13 +135,11 @@ def lower_repeat_vector(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp:
 
 def _factor(value: Any, key: str, x: Value, b: BlockBuilder, loc: Span | None) -> Value:
     """A number, or a list of numbers broadcast against the trailing axis (Keras accepts both)."""
-    items = value if isinstance(value, list) else [value]
     last = x.type.shape[-1] if x.type.rank else None
-    if not items or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items) or \
-            len(items) not in (1, last if isinstance(last, int) else len(items)):
+    floats = number_list(value, (1, last) if isinstance(last, int) else None)
+    if floats is None:
         raise error(loc, f"rescaling {key} must be a number or a list of numbers, one per element of the last "
                          f"axis (input {x.type}), got {value!r}")
-    floats = [float(v) for v in items]
     as_list = isinstance(value, list) and x.type.rank > 0  # a scalar input meets a scalar factor
     return b.const(floats, x.type.dtype) if as_list else b.const(floats[0], x.type.dtype)
 

@@ -15,7 +15,10 @@ from typing import Any
 
 from .builder import BlockBuilder
 from .ir import InitSpec, Value
-from .layers_base import REQUIRED, BuiltinLayer, LayerContext, float_input, last_dim, layer
+from .layers_base import BIAS_INITIALIZER, KERNEL_INITIALIZER, REQUIRED, BuiltinLayer, LayerContext, choice, \
+    float_input, last_dim, layer, positive, ranked_input, rate
+from .layers_spatial import onnx_kernel
+from .functions import FUNCTIONS
 from .source import Span, error
 from .types import INT64_MAX, TensorType
 from .values import LayerVal
@@ -45,10 +48,7 @@ MERGE_MODES = ("concat", "sum", "mul", "ave", "none")
 
 def _features(x: Value, name: str, loc: Span | None) -> int:
     """The features of a recurrent layer's input [batch, timesteps, features]."""
-    float_input(x, name, loc)
-    if x.type.rank != 3:
-        raise error(loc, f"{name} expects a rank-3 input [batch, timesteps, features], got {x.type}")
-    return last_dim(x, name, loc)
+    return last_dim(ranked_input(float_input(x, name, loc), 3, "batch, timesteps, features", name, loc), name, loc)
 
 
 def _activation_attrs(cell: Cell, hp: dict, directions: int, name: str, loc: Span | None) -> dict[str, Any]:
@@ -67,9 +67,7 @@ def _activation_attrs(cell: Cell, hp: dict, directions: int, name: str, loc: Spa
 
 def _reorder(b: BlockBuilder, w: Value, cell: Cell, units: int, loc: Span | None) -> Value:
     """[rows, gates*units] in Keras' gate order -> [1, gates*units, rows] in ONNX's."""
-    rows, width = w.type.shape
-    t = b.node("Transpose", [w], TensorType(w.type.dtype, (width, rows)), loc, perm=[1, 0])
-    return _unsqueeze(b, _onnx_gate_order(b, t, cell, units, loc), 0, loc)
+    return _unsqueeze(b, _onnx_gate_order(b, onnx_kernel(b, w, loc), cell, units, loc), loc)
 
 
 def _onnx_gate_order(b: BlockBuilder, w: Value, cell: Cell, units: int, loc: Span | None) -> Value:
@@ -80,10 +78,9 @@ def _onnx_gate_order(b: BlockBuilder, w: Value, cell: Cell, units: int, loc: Spa
     return b.node("Gather", [w, b.const(index, "int64")], w.type, loc, axis=0)
 
 
-def _unsqueeze(b: BlockBuilder, x: Value, axis: int, loc: Span | None) -> Value:
-    shape = list(x.type.shape)
-    shape.insert(axis, 1)
-    return b.node("Unsqueeze", [x, b.const([axis], "int64")], TensorType(x.type.dtype, tuple(shape)), loc)
+def _unsqueeze(b: BlockBuilder, x: Value, loc: Span | None) -> Value:
+    """x with ONNX's leading direction axis."""
+    return FUNCTIONS["expand_dims"].lower(b, loc, x, 0)
 
 
 def _weights(b: BlockBuilder, cell: Cell, hp: dict, features: int, dt: str, loc: Span | None) -> list[Value]:
@@ -99,13 +96,12 @@ def _weights(b: BlockBuilder, cell: Cell, hp: dict, features: int, dt: str, loc:
         split = hp.get("reset_after", False)  # GRU reset_after: input and recurrent biases, as ONNX's B
         shape = (2, gates * units) if split else (gates * units,)
         bias = b.weight("bias", TensorType(dt, shape), hp["bias_initializer"], loc)
-    flat = TensorType(dt, (1, 2 * gates * units))
     if split:
-        return [*out, b.node("Reshape", [bias, b.const([1, -1], "int64")], flat, loc)]
+        return [*out, FUNCTIONS["reshape"].lower(b, loc, bias, [1, -1])]
     bias = _onnx_gate_order(b, bias, cell, units, loc)
     zeros = b.const([0.0] * (gates * units), dt)  # Keras has one bias; ONNX adds Wb and Rb
     both = b.node("Concat", [bias, zeros], TensorType(dt, (2 * gates * units,)), loc, axis=0)
-    return [*out, _unsqueeze(b, both, 0, loc)]
+    return [*out, _unsqueeze(b, both, loc)]
 
 
 def _initial_states(b: BlockBuilder, given: list[Value], cell: Cell, units: int, x: Value, name: str,
@@ -123,7 +119,7 @@ def _initial_states(b: BlockBuilder, given: list[Value], cell: Cell, units: int,
             want = TensorType(dt, (batch, units))
             raise error(loc, f"{name} initial state must be {want} ([batch, units]), got {s.type}")
     for k in range(cell.states):
-        parts = [_unsqueeze(b, given[d * cell.states + k], 0, loc) for d in range(directions)]
+        parts = [_unsqueeze(b, given[d * cell.states + k], loc) for d in range(directions)]
         out.append(parts[0] if directions == 1 else
                    b.node("Concat", parts, TensorType(dt, (2, batch, units)), loc, axis=0))
     return out
@@ -132,9 +128,9 @@ def _initial_states(b: BlockBuilder, given: list[Value], cell: Cell, units: int,
 def _run(b: BlockBuilder, kind: str, x: Value, weights: list[Value], states: list[Value | str], hp: dict,
          direction: str, loc: Span | None) -> tuple[Value, list[Value]]:
     """The ONNX op on batch-major x: Y [timesteps, directions, batch, units] and the final states."""
-    batch, time, features = x.type.shape
+    batch, time, _ = x.type.shape
     cell, dt, units, n = CELLS[kind], x.type.dtype, hp["units"], 2 if direction == "bidirectional" else 1
-    xt = b.node("Transpose", [x], TensorType(dt, (time, batch, features)), loc, perm=[1, 0, 2])
+    xt = FUNCTIONS["transpose"].lower(b, loc, x, [1, 0, 2])
     attrs = _activation_attrs(cell, hp, n, kind, loc)
     if cell.op == "GRU":
         attrs["linear_before_reset"] = int(hp["reset_after"])
@@ -153,7 +149,7 @@ def _output(b: BlockBuilder, y: Value, finals: list[Value], d: int, hp: dict, lo
     if not hp["return_sequences"]:
         return b.node("Gather", [finals[0], index], TensorType(dt, (batch, units)), loc, axis=0)
     seq = b.node("Gather", [y, index], TensorType(dt, (time, batch, units)), loc, axis=1)
-    return b.node("Transpose", [seq], TensorType(dt, (batch, time, units)), loc, perm=[1, 0, 2])
+    return FUNCTIONS["transpose"].lower(b, loc, seq, [1, 0, 2])
 
 
 def _states(b: BlockBuilder, finals: list[Value], d: int, loc: Span | None) -> list[Value]:
@@ -167,7 +163,7 @@ def _recurrent(kind: str) -> Any:
 
     def lower(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value | tuple:
         features = _features(xs[0], kind, loc)
-        _check_units(hp, kind, loc)
+        _check_hparams(hp, kind, loc)
         if len(xs) not in (1, 1 + cell.states):
             raise error(loc, f"{kind} takes its input and {cell.states} initial state"
                              f"{'s' * (cell.states > 1)} ({', '.join(['h0', 'c0'][:cell.states])}), got "
@@ -187,9 +183,11 @@ def _flip_time(b: BlockBuilder, x: Value, loc: Span | None) -> Value:
                             b.const([-1], "int64")], x.type, loc)
 
 
-def _check_units(hp: dict, kind: str, loc: Span | None) -> None:
-    if hp["units"] < 1:
-        raise error(loc, f"{kind} units must be >= 1, got {hp['units']}")
+def _check_hparams(hp: dict, kind: str, loc: Span | None) -> None:
+    """What Keras refuses among a recurrent layer's numbers (its dropouts are the identity at inference)."""
+    positive(hp["units"], "units", kind, loc)
+    rate(hp["dropout"], "dropout", kind, loc)
+    rate(hp["recurrent_dropout"], "recurrent_dropout", kind, loc)
 
 
 def _merge(b: BlockBuilder, outs: list[Value], mode: str, loc: Span | None) -> list[Value]:
@@ -212,15 +210,13 @@ def _wrapped(ctx: LayerContext, hp: dict, loc: Span | None) -> tuple[str, dict]:
     if not isinstance(inner, LayerVal) or inner.name not in CELLS or not isinstance(inner.layer, BuiltinLayer):
         got = inner.name if isinstance(inner, LayerVal) else inner
         raise error(loc, f"bidirectional wraps a recurrent layer ({', '.join(CELLS)}), got the layer {got}")
-    if hp["merge_mode"] not in MERGE_MODES:
-        raise error(loc, f"bidirectional merge_mode must be one of {', '.join(MERGE_MODES)}, "
-                         f"got {hp['merge_mode']!r}")
+    choice(hp, "merge_mode", MERGE_MODES, "bidirectional", loc, fold_case=False)  # Keras compares as given
     assert ctx.complete is not None
     ihp = ctx.complete(inner, loc)
     if ihp["go_backwards"]:
         raise error(loc, f"bidirectional of a go_backwards {inner.name} is not supported; "
                          "wrap the forward layer (bidirectional runs both directions)")
-    _check_units(ihp, inner.name, loc)
+    _check_hparams(ihp, inner.name, loc)
     return inner.explicit_name or inner.name, ihp
 
 
@@ -254,9 +250,7 @@ def _hparams(kind: str) -> list[tuple[str, str, Any]]:
         ("units", "int", REQUIRED), ("activation", "layer", "tanh"),
         *([("recurrent_activation", "layer", "sigmoid")] if gated else []),
         ("use_bias", "bool", True),
-        ("kernel_initializer", "initializer", InitSpec("glorot_uniform")),
-        ("recurrent_initializer", "initializer", InitSpec("orthogonal")),
-        ("bias_initializer", "initializer", InitSpec("zeros")),
+        KERNEL_INITIALIZER, ("recurrent_initializer", "initializer", InitSpec("orthogonal")), BIAS_INITIALIZER,
         ("dropout", "float", 0.0), ("recurrent_dropout", "float", 0.0),
         ("return_sequences", "bool", False), ("return_state", "bool", False), ("go_backwards", "bool", False),
         *([("reset_after", "bool", True)] if kind == "gru" else []),

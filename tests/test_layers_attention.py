@@ -188,11 +188,11 @@ def program(line: str, inputs: str = f"q: float32[batch, {T}, {DQ}], v: float32[
 
 DIAGNOSTICS = [
     ("zero_heads", "return multi_head_attention(0, 4)(q, v)",
-     "t.model:2:12: error: multi_head_attention num_heads must be a positive integer (the size per head), got 0\n"
+     "t.model:2:12: error: multi_head_attention num_heads must be >= 1, got 0\n"
      "    return multi_head_attention(0, 4)(q, v)\n"
      "           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^"),
     ("negative_key_dim", "return multi_head_attention(2, -1)(q, v)",
-     "t.model:2:12: error: multi_head_attention key_dim must be a positive integer (the size per head), got -1\n"
+     "t.model:2:12: error: multi_head_attention key_dim must be >= 1, got -1\n"
      "    return multi_head_attention(2, -1)(q, v)\n"
      "           ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^"),
     ("one_input", "return multi_head_attention(2, 4)(q)",

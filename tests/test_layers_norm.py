@@ -167,7 +167,7 @@ DIAGNOSTICS = [
      "    return x -> group_norm\n"
      "                ^^^^^^^^^^"),
     ("group_norm_zero_groups", "return x -> group_norm(0)",
-     "t.model:2:17: error: group_norm groups must be a positive integer (or -1 for one per channel), got 0\n"
+     "t.model:2:17: error: group_norm groups must be >= 1 (or -1 for one per channel), got 0\n"
      "    return x -> group_norm(0)\n"
      "                ^^^^^^^^^^^^^"),
     ("rms_norm_not_trailing", "return x -> rms_norm(axis=1)",

@@ -270,8 +270,8 @@ def program(shape: str, stage: str) -> str:
 
 DIAGNOSTICS = [
     ("pool_larger_than_valid_input", program("batch, 3, 8, 2", "max_pool2d(4)"),
-     't.model:2:17: error: max_pool2d pool_size [4, 4] is larger than the input\'s height, width [3, 8] with '
-     'padding="valid" (input float32[batch, 3, 8, 2]); use padding="same"'),
+     't.model:2:17: error: max_pool2d pool_size [4, 4] is larger than the input (3 along spatial axis 0 of '
+     'float32[batch, 3, 8, 2]) with padding="valid"; use padding="same" or a smaller kernel'),
     ("pool_wrong_rank", program("batch, 8, 2", "max_pool2d(2)"),
      "t.model:2:17: error: max_pool2d expects a rank-4 input [batch, height, width, channels], "
      "got float32[batch, 8, 2]"),
@@ -288,7 +288,7 @@ DIAGNOSTICS = [
     ("bad_pool_size", program("batch, 8, 8, 2", "avg_pool2d([2, 2, 2])"),
      "t.model:2:17: error: avg_pool2d pool_size must be an int or a list of 2 ints, each >= 1, got [2, 2, 2]"),
     ("zero_strides", program("batch, 8, 2", "max_pool1d(2, strides=0)"),
-     "t.model:2:17: error: max_pool1d strides must be an int, each >= 1, got 0"),
+     "t.model:2:17: error: max_pool1d strides must be an int >= 1, got 0"),
     ("permute_not_a_permutation", program("batch, 4, 3", "permute([1, 1])"),
      "t.model:2:17: error: permute dims must be a permutation of 1..2 (the axes after the batch axis, counted "
      "from 1) for input float32[batch, 4, 3], got [1, 1]"),

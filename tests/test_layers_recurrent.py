@@ -200,7 +200,12 @@ BAD = [
     ("model m(x: float32[batch, 4, 8], h: float32[batch, 4]) {\n    return lstm(4)(x, h)\n}\n",
      "t.model:2:12: error: lstm takes its input and 2 initial states (h0, c0), got 1 state"),
     ("model m(x: float32[batch, 4, 8]) {\n    return x -> bidirectional(lstm(4), merge_mode=\"max\")\n}\n",
-     "t.model:2:17: error: bidirectional merge_mode must be one of concat, sum, mul, ave, none, got 'max'"),
+     "t.model:2:17: error: bidirectional merge_mode must be one of \"concat\", \"sum\", \"mul\", \"ave\", \"none\", "
+     "got 'max'"),
+    ("model m(x: float32[batch, 4, 8]) {\n    return x -> lstm(4, dropout=-1)\n}\n",
+     "t.model:2:17: error: lstm dropout must be in [0, 1), got -1"),
+    ("model m(x: float32[batch, 4, 8]) {\n    return x -> bidirectional(gru(4, recurrent_dropout=1.0))\n}\n",
+     "t.model:2:17: error: gru recurrent_dropout must be in [0, 1), got 1.0"),
     ("model m(x: float32[batch, 4, 8]) {\n    return x -> simple_rnn(4, activation=gelu)\n}\n",
      "t.model:2:17: error: simple_rnn activation must be one of tanh, sigmoid, relu, softsign, softplus, "
      "got gelu"),
