@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check bench bench-env clean gpu cpu
+.PHONY: demo test check dist bench bench-env clean gpu cpu
 
 # RUNTIME=cpu (default) installs onnxruntime; RUNTIME=gpu installs onnxruntime-gpu instead.
 RUNTIME ?= cpu
@@ -40,6 +40,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# an sdist and a wheel in dist/ (tests/test_wheel.py installs the wheel outside the checkout)
+dist: $(STAMP)
+	$(BIN)/python -m pip install --quiet build
+	$(BIN)/python -m build --outdir dist .
+
 # lint (ruff, pinned in the test extra) and the shape of the code (imports one way, short functions)
 check: $(STAMP)
 	$(BIN)/ruff check .
@@ -56,4 +61,4 @@ bench-env: $(STAMP)
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[cpu]"
 
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out .pytest_cache dist build

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..version import __version__
 from . import ir
 from . import nodes as N
 from .check import check_definitions
@@ -18,7 +19,6 @@ from .types import FLOAT_DTYPES
 if TYPE_CHECKING:
     import onnx
 
-VERSION = "0.1.0"
 
 
 @dataclass
@@ -201,7 +201,7 @@ def compile_for_saving(program: LoadedProgram, model: str | None = None, weights
         arrays = bind_weights(lowered.graph.weights, weights, seed, init_missing, cast=dtype is not None)
     except ModelcError as e:
         raise type(e)(program.files.attach(e.diagnostics)) from None
-    meta = {"modelc.version": VERSION, "modelc.source_sha256": lowered.source_hash,
+    meta = {"modelc.version": __version__, "modelc.source_sha256": lowered.source_hash,
             "modelc.source": os.path.basename(program.root), "modelc.seed": str(seed)}
     if dtype:
         meta["modelc.dtype"] = dtype

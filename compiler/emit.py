@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..version import __version__
 from . import ir
 from .types import DTYPES, TensorType, numpy_dtype
 
@@ -141,7 +142,7 @@ def emit_model(model: ir.Model, weights: dict[str, np.ndarray] | None, opset: in
         [value_info(v.name, v.type) for v in graph_block.outputs + [e for e in extra_outputs or []
                                                                    if e not in graph_block.outputs]],
         initializer=initializers)
-    proto = helper.make_model(graph, opset_imports=em.opsets(), producer_name="modelc",
+    proto = helper.make_model(graph, opset_imports=em.opsets(), producer_name="modelc", producer_version=__version__,
                               functions=[f for f in em.functions.values()])
     proto.ir_version = IR_VERSION
     for key, value in (metadata or {}).items():

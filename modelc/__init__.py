@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from .version import __version__ as __version__  # the package's version, from modelc/version.py
 
 _API = {"compile_file", "compile_source", "check_file", "check_source", "params", "summary",
         "save", "Diagnostic", "ModelcError"}

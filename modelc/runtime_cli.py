@@ -8,6 +8,7 @@ import warnings
 from typing import Any
 
 from .runtime.defaults import DEFAULT_BATCH, DEFAULT_FORMAT, PREDICTION_FORMATS
+from .version import DISTRIBUTION
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -19,7 +20,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--columns", action="append", default=[], metavar="INPUT=C1,C2",
                    help="which columns feed a model input (repeatable)")
     p.add_argument("--engine", choices=["local", "dask"], default=None,
-                   help="local (this process, default) or dask (one task per partition; pip install 'modelc[dask]')")
+                   help=f"local (this process, default) or dask (one task per partition; "
+                        f"pip install '{DISTRIBUTION}[dask]')")
     p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786 (--engine dask)")
     p.add_argument("--workers", type=int, metavar="N", help="a local Dask cluster of N worker processes")
     p.add_argument("--partition-rows", type=int, metavar="N",

@@ -5,7 +5,7 @@ onnxruntime session per model the first time a task needs it and keeps it for th
 each task returns only its partition's tally (the small metric states), and tallies merge in a tree on the
 cluster; for run each task writes its own predictions file atomically.
 
-Nothing imports Dask until this engine is asked for: without the `modelc[dask]` extra, `--engine dask` says
+Nothing imports Dask until this engine is asked for: without the `modelc-onnx[dask]` extra, `--engine dask` says
 how to install it, and the local engine works as before.
 """
 from __future__ import annotations
@@ -19,12 +19,13 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from ..compiler.source import ModelcError, user_error
+from ..version import DISTRIBUTION
 from .model import FUSED, PREDICT, LoadedModel
 from .partitions import Partition
 from .report import Progress, eval_result, run_result
 from .tasks import EvalPlan, RunJob, Tally, merge_tallies
 
-INSTALL_HINT = "--engine dask needs Dask's distributed scheduler: pip install 'modelc[dask]'"
+INSTALL_HINT = f"--engine dask needs Dask's distributed scheduler: pip install '{DISTRIBUTION}[dask]'"
 FANIN = 8           # partition tallies merged per reduction task
 # no dashboard; the scheduler's small HTTP server (health, metrics) on a free loopback port, never 8787's warning
 LOOPBACK_NO_DASHBOARD = {"dashboard_address": None,

@@ -9,6 +9,7 @@ import numpy as np
 import onnx
 
 from ..compiler.source import user_error
+from ..version import DISTRIBUTION
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "reference": None}
 
@@ -59,13 +60,13 @@ class Session:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise user_error("onnxruntime is not installed: pip install 'modelc[cpu]' (or "
-                                               "'modelc[gpu]' for CUDA), or use --provider reference") from None
+            raise user_error(f"onnxruntime is not installed: pip install '{DISTRIBUTION}[cpu]' (or "
+                             f"'{DISTRIBUTION}[gpu]' for CUDA), or use --provider reference") from None
         wanted = PROVIDERS[provider]
         if wanted not in ort.get_available_providers():
             raise user_error(f"provider '{provider}' is not available in this onnxruntime "
-                                               f"({', '.join(ort.get_available_providers())}); for cuda install "
-                                               "onnxruntime-gpu (pip install 'modelc[gpu]') on a machine with a GPU")
+                             f"({', '.join(ort.get_available_providers())}); for cuda install "
+                             f"onnxruntime-gpu (pip install '{DISTRIBUTION}[gpu]') on a machine with a GPU")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)

@@ -274,7 +274,7 @@ def test_missing_and_corrupt_partitions_are_named_and_nothing_else_is_lost(housi
 
 def test_without_the_dask_extra_the_error_says_how_to_install(housing, monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)   # `import distributed` now fails
-    with pytest.raises(ModelcError, match=r"pip install 'modelc\[dask\]'"):
+    with pytest.raises(ModelcError, match=r"pip install 'modelc-onnx\[dask\]'"):
         evaluate(housing["loaded"], housing["glob"], "price", ["mse"], engine="dask", workers=2)
     with pytest.raises(ModelcError, match="needs --engine dask"):
         evaluate(housing["loaded"], housing["glob"], "price", ["mse"], engine="local", workers=2)

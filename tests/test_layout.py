@@ -16,7 +16,7 @@ PACKAGES = {"modelc": "modelc", "modelc.grammar": "grammar", "modelc.compiler": 
 # Lowest first: a module may import from its own layer or a lower one, never from a higher one.
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundations", {"compiler.source", "compiler.files", "compiler.nodes", "compiler.types", "compiler.ir",
-                     "compiler.values", "compiler.arguments", "compiler.numpy_ops", "grammar"}),
+                     "compiler.values", "compiler.arguments", "compiler.numpy_ops", "grammar", "modelc.version"}),
     ("tables", {"compiler.builder", "compiler.operators", "compiler.functions", "compiler.initializers",
                 "compiler.layers_base", "compiler.layers_spatial",
                 "compiler.layers", "compiler.layers_norm", "compiler.layers_conv", "compiler.layers_pool",

@@ -1,0 +1,85 @@
+"""The wheel works outside the repository: built from the checkout, installed into a fresh virtual environment
+in the test's own folder, and run on a sample copied there, so package data the code opens but the wheel
+lacks (the grammar, the prelude, ...) fails here and not on a user's machine."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import sysconfig
+import venv
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import ROOT
+
+# every non-Python file the package opens at run time, as the wheel must hold it
+DATA_FILES = ["modelc/grammar/model.lark", "modelc/runtime/prelude.model", "modelc/runtime/prelude.json",
+              "modelc/py.typed"]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(ROOT)],
+                   check=True, capture_output=True, text=True, timeout=600)
+    (built,) = out.glob("*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv holding the wheel alone; its dependencies come from this interpreter's site-packages
+    through a .pth file (a path only: the .pth files there, such as the editable install's, are not run)."""
+    env = tmp_path_factory.mktemp("venv")
+    venv.create(env, with_pip=False)
+    python = env / "bin" / "python"
+    purelib = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    Path(purelib, "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--quiet",
+                    str(wheel)], check=True, capture_output=True, text=True, timeout=300)
+    return env
+
+
+def test_the_wheel_holds_every_data_file(wheel: Path):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert [f for f in DATA_FILES if f not in names] == []
+    assert not any(n.startswith(("tests/", "bench/", "samples/")) for n in names)
+
+
+def test_the_installed_wheel_checks_compiles_and_evaluates(installed: Path, tmp_path: Path):
+    shutil.copy(ROOT / "samples" / "housing.model", tmp_path)
+    modelc = installed / "bin" / "modelc"
+    where = subprocess.run([installed / "bin" / "python", "-c", "import modelc; print(modelc.__file__)"],
+                           capture_output=True, text=True, cwd=tmp_path, check=True).stdout
+    assert where.startswith(str(installed)), where            # the wheel's copy, not the checkout's
+    version = subprocess.run([modelc, "--version"], capture_output=True, text=True, check=True).stdout
+    from modelc.version import __version__
+    assert version.strip() == f"modelc {__version__}"
+    for args in (["check", "housing.model"], ["compile", "housing.model", "-o", "housing.onnx"]):
+        result = subprocess.run([modelc, *args], capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "houses.npz", x=rng.normal(size=(64, 8)).astype(np.float32), price=rng.random(64))
+    result = subprocess.run([modelc, "eval", "housing.onnx", "--data", "houses.npz", "--target", "price",
+                             "--metric", "mse", "--metric", "huber(threshold=2.0)", "--json"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["samples"] == 64 and set(out["metrics"]) == {"mse", "huber(threshold=2.0)"}
+
+
+def test_one_version_everywhere():
+    import modelc
+    from modelc.version import __version__
+    proto = modelc.compile_file("samples/book.model", seed=0)
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    cli = subprocess.run([Path(sys.executable).parent / "modelc", "--version"], capture_output=True, text=True)
+    assert modelc.__version__ == __version__ == proto.producer_version == metadata["modelc.version"]
+    assert cli.stdout.strip() == f"modelc {__version__}"
+    assert 'version = {attr = "modelc.version.__version__"}' in (ROOT / "pyproject.toml").read_text()
