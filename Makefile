@@ -57,7 +57,7 @@ bench: $(STAMP)
 BENCH_VENV := .bench-venv
 bench-env: $(STAMP)
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install --quiet torch==2.13.0 torchmetrics keras jax onnx numpy
+	$(BENCH_VENV)/bin/python -m pip install --quiet torch==2.13.0 torchmetrics keras jax onnx onnxscript numpy
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[cpu]"
 
 clean:
