@@ -71,7 +71,7 @@ def eval_vs_bare(deadline: Deadline, rows: int = 1_000_000, batch: int = 65_536)
 PEAK_SCRIPT = """
 import sys, json
 from modelc.runtime.engine import evaluate
-result = evaluate(sys.argv[1], sys.argv[2], "8", ["mse", "mae"], batch_size=65536, progress=False)
+result = evaluate(sys.argv[1], sys.argv[2], "8", ["mse", "mae"], batch_size=65536, progress=False, init_missing=True)
 hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
 print(json.dumps({"rss_mb": hwm / 1024, "samples": result["samples"], "seconds": result["seconds"]}))
 """

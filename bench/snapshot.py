@@ -203,7 +203,8 @@ def snapshot_sample(s: Snapshot, name: str, spec: Sample, npz: Path) -> Path:
     single_output = predictions.exists() and len(zipfile.ZipFile(predictions).namelist()) == 1
     for suffix in [".parquet", ".csv"] + [".npy"] * single_output:
         s.run(f"{name}/run", onnx, npz, suffix)
-    s.run(f"{name}/run_from_model", model, npz, ".npz", "--model", name, "--seed", 0, "--batch-size", 300)
+    s.run(f"{name}/run_from_model", model, npz, ".npz", "--model", name, "--seed", 0, "--init-missing",
+          "--batch-size", 300)
     for i, (output, target, metrics) in enumerate(spec.evals):
         tag, common = f"{name}/eval_{output}", ["--data", npz, "--target", target, "--output", output, "--json"]
         s(tag, "eval", onnx, *common, *metric_args(metrics))
@@ -211,14 +212,15 @@ def snapshot_sample(s: Snapshot, name: str, spec: Sample, npz: Path) -> Path:
         for batch in (1, 7, 1000):
             s(f"{tag}_batch{batch}", "eval", onnx, *common, "--batch-size", batch, *metric_args(metrics))
         if i == 0:
-            s(f"{tag}_from_model", "eval", model, "--model", name, "--seed", 0, *common, *metric_args(metrics))
+            s(f"{tag}_from_model", "eval", model, "--model", name, "--seed", 0, "--init-missing", *common,
+              *metric_args(metrics))
             s(f"{tag}_reference", "eval", onnx, *common, "--provider", "reference", *metric_args(metrics[:3]))
     output, target, metrics = spec.evals[0]
     sides = {"providers": ["--providers", "cpu,reference", "--target", target, *metric_args(metrics[:2])],
              "fp16": ["--variants", "fp32,fp16"], "inline": ["--variants", "functions,inline"]}
     for side, options in sides.items():
-        s(f"{name}/compare_{side}", "compare", model, "--model", name, "--data", npz, "--output", output, "--json",
-          *options)
+        s(f"{name}/compare_{side}", "compare", model, "--model", name, "--init-missing", "--data", npz, "--output", output,
+          "--json", *options)
     return onnx
 
 

@@ -17,7 +17,8 @@ class BlockBuilder:
         self._value_names: set[str] = {v.name for v in inputs}
         self._node_names: set[str] = set()
         self._instances: dict[tuple[str, ...], set[str]] = {}
-        self._consts: dict[ir.ConstTensor, ir.Value] = {}
+        self._consts: dict[tuple[tuple[str, ...], ir.ConstTensor], ir.Value] = {}
+        self._unplaced: dict[str, ir.Node] = {}  # constants whose source location their first user gives
         self._weights: dict[str, ir.WeightSlot] = {}
         self._by_instance: dict[str, list[ir.WeightSlot]] = {}
         self._next: dict[tuple[int, str], int] = {}
@@ -69,6 +70,7 @@ class BlockBuilder:
                    loc: Span | None = None, **attrs: Any) -> list[ir.Value]:
         values = [ir.Value(self.fresh(op), t) for t in outs]
         names = [i if isinstance(i, str) else i.name for i in inputs]
+        self._place(names, loc)
         node_name = self._unique("/".join([*self.prefix, op]), self._node_names)
         self.block.items.append(ir.Node(op, names, [v.name for v in values], attrs, node_name, loc))
         return values
@@ -77,11 +79,17 @@ class BlockBuilder:
         flat = tuple(values) if isinstance(values, (list, tuple)) else (values,)
         shape = shape if shape is not None else ((len(flat),) if isinstance(values, (list, tuple)) else ())
         tensor = ir.ConstTensor(dtype, shape, flat)
-        if tensor not in self._consts:
-            saved, self.prefix = self.prefix, []  # constants are shared across the block
-            self._consts[tensor] = self.node("Constant", [], TensorType(dtype, shape), value=tensor)
-            self.prefix = saved
-        return self._consts[tensor]
+        key = (tuple(self.prefix), tensor)  # shared within a layer instance, and named after it: dense/Constant
+        if key not in self._consts:
+            self._consts[key] = self.node("Constant", [], TensorType(dtype, shape), value=tensor)
+            self._unplaced[self._consts[key].name] = self.block.items[-1]  # type: ignore[assignment]
+        return self._consts[key]
+
+    def _place(self, inputs: list[str], loc: Span | None) -> None:
+        """A constant's source location is that of the first node or call that uses it."""
+        for name in inputs if loc is not None else ():
+            if name in self._unplaced:
+                self._unplaced.pop(name).loc = loc
 
     def call(self, block: ir.Block, instance: str, inputs: list[ir.Value], weights: list[str],
              loc: Span | None) -> list[ir.Value]:
@@ -91,6 +99,7 @@ class BlockBuilder:
             k += 1
             name = f"{instance}@{k}"
         self._node_names.add(name)
+        self._place([i.name for i in inputs], loc)
         outs = [ir.Value(self.fresh(name + "/" + v.name.rsplit("/", 1)[-1]), v.type) for v in block.outputs]
         self.block.items.append(ir.Call(block, name, [i.name for i in inputs], weights, [o.name for o in outs], loc))
         return outs

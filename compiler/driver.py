@@ -169,6 +169,7 @@ class Compiled:
     proto: "onnx.ModelProto"          # weights declared as typed graph inputs
     slots: list[ir.WeightSlot]
     arrays: dict[str, Any]
+    initialized: list[str] = field(default_factory=list)   # weights drawn from the seed: no file gave them
 
     def with_weights(self) -> "onnx.ModelProto":
         from .emit import attach_weights
@@ -184,10 +185,11 @@ class Compiled:
 def compile_for_saving(program: LoadedProgram, model: str | None = None, weights: str | None = None,
                        seed: int = 0, opset: int | None = None, inline: bool = False,
                        init_missing: bool = False, dtype: str | None = None,
-                       layer_outputs: bool = False) -> Compiled:
+                       layer_outputs: bool = False, require_weights: bool = False) -> Compiled:
     """Compile one model, its weights kept as arrays (`modelc compile` writes the file straight from them).
     `dtype` recasts float32 inputs, weights and computation (compile --dtype); `layer_outputs` adds every
-    top-level layer's output as a graph output (compare --layers)."""
+    top-level layer's output as a graph output (compare --layers); `require_weights` refuses random weights
+    unless `init_missing` (run, eval, compare: see weights.bind_weights)."""
     import onnx
 
     from .emit import DEFAULT_OPSET, MIN_OPSET, emit_model
@@ -198,7 +200,8 @@ def compile_for_saving(program: LoadedProgram, model: str | None = None, weights
         raise user_error(f"--opset must be between {MIN_OPSET} and {newest}, got {opset}")
     lowered = lower_program(program, model, dtype, None if opset == DEFAULT_OPSET else opset)
     try:
-        arrays = bind_weights(lowered.graph.weights, weights, seed, init_missing, cast=dtype is not None)
+        arrays, initialized = bind_weights(lowered.graph.weights, weights, seed, init_missing,
+                                           cast=dtype is not None, require=require_weights)
     except ModelcError as e:
         raise type(e)(program.files.attach(e.diagnostics)) from None
     meta = {"modelc.version": __version__, "modelc.source_sha256": lowered.source_hash,
@@ -213,16 +216,16 @@ def compile_for_saving(program: LoadedProgram, model: str | None = None, weights
         onnx.checker.check_model(proto, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise user_error(f"internal error: emitted ONNX fails the checker: {e}") from e
-    return Compiled(proto, lowered.graph.weights, arrays)
+    return Compiled(proto, lowered.graph.weights, arrays, initialized)
 
 
 def compile_program(program: LoadedProgram, model: str | None = None, weights: str | None = None,
                     seed: int = 0, opset: int | None = None, inline: bool = False,
                     init_missing: bool = False, dtype: str | None = None,
-                    layer_outputs: bool = False) -> "onnx.ModelProto":
+                    layer_outputs: bool = False, require_weights: bool = False) -> "onnx.ModelProto":
     """Compile one model to a ModelProto with its weights attached (see compile_for_saving for the options)."""
     return compile_for_saving(program, model, weights, seed, opset, inline, init_missing, dtype,
-                              layer_outputs).with_weights()
+                              layer_outputs, require_weights).with_weights()
 
 
 def save_model(proto: "onnx.ModelProto", path: str | os.PathLike) -> None:

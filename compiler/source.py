@@ -5,6 +5,8 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from .keras_names import keras_suggestion
+
 
 MAX_ERRORS = 20  # diagnostics reported at most per file: the rest are most often consequences of these
 
@@ -78,7 +80,12 @@ def user_error(message: str) -> ModelcError:
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    match = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    """The nearest candidate: Keras' word for one first (`BatchNormalization` -> `batch_norm`), then by
+    spelling."""
+    known = set(candidates)
+    if keras := keras_suggestion(name, known):
+        return f"; did you mean '{keras}' (Keras' {name})?"
+    match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
     return f"; did you mean '{match[0]}'?" if match else ""
 
 

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from . import ir
 from .types import DTYPES, show_shape
 
 
 def render_summary(model: ir.Model) -> str:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -23,11 +23,16 @@ def render_summary(model: ir.Model) -> str:
         table.add_row(escape(f"{row.path} ({row.layer})"), escape(shape), f"{row.params:,}")
     total = sum(_count(w) for w in model.graph.weights)
     size = sum(_count(w) * DTYPES[w.type.dtype].itemsize for w in model.graph.weights)
+    return render_text(table, f"Total params: {total:,} ({human_size(size)})", f"Weights: {len(model.graph.weights)}")
+
+
+def render_text(*items: Any) -> str:
+    """Rich tables and lines as plain text (no colour, 100 columns), as every summary prints them."""
+    from rich.console import Console
     buf = io.StringIO()
     console = Console(file=buf, width=100, force_terminal=False, color_system=None)
-    console.print(table)
-    console.print(f"Total params: {total:,} ({_human(size)})")
-    console.print(f"Weights: {len(model.graph.weights)}")
+    for item in items:
+        console.print(item)
     return buf.getvalue().rstrip()
 
 
@@ -38,7 +43,7 @@ def _count(w: ir.WeightSlot) -> int:
     return n
 
 
-def _human(n: int) -> str:
+def human_size(n: int) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:,.2f} {unit}" if unit != "B" else f"{n} B"

@@ -6,9 +6,12 @@ from pathlib import Path
 import numpy as np
 
 from .initializers import initialize
+from .keras_names import looks_like_keras, modelc_weight_name
 from .ir import WeightSlot
 from .source import Diagnostic, WeightsError, did_you_mean
 from .types import numpy_dtype
+
+NO_WEIGHTS = "no weights: pass --weights FILE, or --init-missing to use random weights"
 
 
 def read_weights(path: str) -> dict[str, np.ndarray]:
@@ -26,12 +29,17 @@ def read_weights(path: str) -> dict[str, np.ndarray]:
 
 
 def bind_weights(slots: list[WeightSlot], path: str | None, seed: int, init_missing: bool,
-                 cast: bool = False) -> dict[str, np.ndarray]:
+                 cast: bool = False, require: bool = False) -> tuple[dict[str, np.ndarray], list[str]]:
     """Every slot gets an array of its exact shape and dtype; any mismatch is reported by name.
+    Returns the arrays and the names of the weights initialized (drawn from `seed`), which no file gave.
 
     With `cast` (compile --dtype), floating-point weights are converted to the slot's dtype instead.
     Initialized weights are drawn in float64 and rounded, so one seed gives the same weights at any dtype.
+    With `require` (run, eval, compare), a model with weights and no file is refused unless `init_missing`:
+    predictions or metrics of random weights must be asked for, never a silent default.
     """
+    if require and slots and path is None and not init_missing:
+        raise WeightsError(Diagnostic(None, NO_WEIGHTS))
     given = read_weights(path) if path else {}
     problems: list[Diagnostic] = []
     out: dict[str, np.ndarray] = {}
@@ -54,10 +62,24 @@ def bind_weights(slots: list[WeightSlot], path: str | None, seed: int, init_miss
         else:
             problems.append(Diagnostic(slot.loc, f"weight '{slot.name}' {list(shape)} {slot.type.dtype} is missing "
                                                  f"from {path} (use --init-missing to initialize it)"))
-    known = {s.name for s in slots}
-    for name in sorted(set(given) - known):
-        problems.append(Diagnostic(None, f"weight '{name}' in {path} is not a parameter of the model"
-                                         f"{did_you_mean(name, known)}"))
+    problems += extra_weights(sorted(set(given) - {s.name for s in slots}), {s.name for s in slots}, path)
     if problems:
         raise WeightsError(problems)
-    return out
+    return out, [s.name for s in slots if s.name not in given]
+
+
+def extra_weights(extra: list[str], known: set[str], path: str | None) -> list[Diagnostic]:
+    """An error for each array that is no weight of the model, and one hint if the file names weights as
+    Keras does (`dense/kernel`, `batch_normalization/gamma`), with modelc's name for the first."""
+    problems = []
+    for name in extra:
+        translated = modelc_weight_name(name)
+        hint = f"; did you mean '{translated}'?" if translated in known else did_you_mean(name, known)
+        problems.append(Diagnostic(None, f"weight '{name}' in {path} is not a parameter of the model{hint}"))
+    keras = [name for name in extra if looks_like_keras(name)]
+    if keras:
+        problems.append(Diagnostic(None, f"{path} names weights as Keras does ('{keras[0]}'): modelc joins a "
+                                         "weight's path with '.' and names a built-in layer's instances after "
+                                         f"the layer, so '{keras[0]}' is '{modelc_weight_name(keras[0])}' in "
+                                         "modelc (`modelc params MODEL` lists the names it expects)"))
+    return problems

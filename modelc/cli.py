@@ -50,20 +50,28 @@ def cmd_compile(args: argparse.Namespace) -> int:
         return EXIT_OK
     compiled = driver.compile_for_saving(program, args.model, args.weights, args.seed, args.opset, args.inline,
                                          args.init_missing, args.dtype)
+    if compiled.initialized:  # random weights are never silent
+        n, why = len(compiled.initialized), f"missing from {args.weights}" if args.weights else "no --weights given"
+        _err(f"initialized {n} weight{'s' * (n != 1)} from --seed {args.seed} ({why})")
     proto = compiled.proto
     if args.dump == "onnx":  # the graph, with the weights shown as the typed inputs they replace
         import onnx
         print(onnx.printer.to_text(proto))
     out = args.output or str(Path(args.file).with_suffix(".onnx"))
     compiled.save(out)
-    print(f"wrote {out} ({len(compiled.slots)} weights, {len(proto.functions)} layer functions, "
+    source = f" from {args.weights}" if args.weights else ""
+    print(f"wrote {out} ({len(compiled.slots)} weights{source}, {len(proto.functions)} layer functions, "
           f"opset {proto.opset_import[0].version})")
     return EXIT_OK
 
 
 def cmd_params(args: argparse.Namespace) -> int:
-    from .compiler import driver
-    rows = driver.params_of(driver.load_file(args.file), args.model)
+    if args.file.endswith(".onnx"):  # a compiled model: its initializers
+        from .compiler.onnx_file import load_onnx, onnx_params
+        rows = onnx_params(load_onnx(args.file))
+    else:
+        from .compiler import driver
+        rows = driver.params_of(driver.load_file(args.file), args.model)
     if args.json:
         print(json.dumps(rows))
         return EXIT_OK
@@ -75,6 +83,10 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
+    if args.file.endswith(".onnx"):  # a compiled model: inputs, outputs, layer functions, weights
+        from .compiler.onnx_file import load_onnx, render_onnx_summary
+        print(render_onnx_summary(load_onnx(args.file)))
+        return EXIT_OK
     from .compiler import driver
     from .compiler.summary import render_summary
     print(render_summary(driver.lower_program(driver.load_file(args.file), args.model)))
@@ -110,12 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_compile)
 
     p = sub.add_parser("summary", help="Keras-style table of layers, output shapes, params")
-    p.add_argument("file")
+    p.add_argument("file", help="a .model or .onnx file")
     _model_options(p)
     p.set_defaults(run=cmd_summary)
 
     p = sub.add_parser("params", help="weight names, shapes, dtypes, in order")
-    p.add_argument("file")
+    p.add_argument("file", help="a .model or .onnx file")
     _model_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_params)

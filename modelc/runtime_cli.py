@@ -7,7 +7,7 @@ import sys
 import warnings
 from typing import Any
 
-from .runtime.defaults import DEFAULT_BATCH, DEFAULT_FORMAT, PREDICTION_FORMATS
+from .runtime.defaults import DEFAULT_BATCH, DEFAULT_FORMAT, DEFAULT_ON_MISSING, ON_MISSING, PREDICTION_FORMATS
 from .version import DISTRIBUTION
 
 
@@ -19,6 +19,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--provider", default="cpu", choices=["cpu", "cuda", "reference"])
     p.add_argument("--columns", action="append", default=[], metavar="INPUT=C1,C2",
                    help="which columns feed a model input (repeatable)")
+    p.add_argument("--drop", action="append", default=[], metavar="COL[,COL]",
+                   help="columns left out of the model inputs (repeatable)")
+    p.add_argument("--on-missing", choices=list(ON_MISSING), default=DEFAULT_ON_MISSING,
+                   help="a row with an empty, NA, null or NaN input or target cell: "
+                        + "; ".join(f"{k}: {v}" for k, v in ON_MISSING.items()) + f" (default {DEFAULT_ON_MISSING})")
     p.add_argument("--engine", choices=["local", "dask"], default=None,
                    help=f"local (this process, default) or dask (one task per partition; "
                         f"pip install '{DISTRIBUTION}[dask]')")
@@ -28,7 +33,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="split Parquet files of more rows into tasks of whole row groups (default 1048576)")
     p.add_argument("--model", dest="model_name", help="which model of a .model file")
     p.add_argument("--weights", help=".safetensors or .npz weights for a .model")
-    p.add_argument("--init-missing", action="store_true")
+    p.add_argument("--init-missing", action="store_true",
+                   help="random weights (from --seed) for a .model without --weights, or for those --weights lacks")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
@@ -48,13 +54,19 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
             "partition_rows": args.partition_rows}
 
 
+def _row_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Which columns are left out of the inputs, and what becomes of rows with missing values."""
+    return {"drop": args.drop, "on_missing": args.on_missing}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .runtime.columns import parse_columns
     from .runtime.engine import PartitionErrors, run
     try:
         summary = run(args.model, _data(args), args.output, provider=args.provider, batch_size=args.batch_size,
                       outputs=args.outputs or None, columns=parse_columns(args.columns), progress=args.progress,
-                      output_format=args.format, **_engine_options(args), **_compile_options(args))
+                      output_format=args.format, target=args.target, keep=args.keep, **_row_options(args),
+                      **_engine_options(args), **_compile_options(args))
     except PartitionErrors as e:
         if args.json:
             print(json.dumps(e.result))
@@ -68,6 +80,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {summary['output']}: {summary['samples']:,} rows in {summary['batches']} batches on "
               f"{summary['provider']} ({summary['rows_per_second'] or 0:,.0f} rows/s)")
+    if not args.json and "skipped_rows" in summary:
+        print(f"skipped {summary['skipped_rows']:,} rows with missing values (--on-missing skip)")
     return 0
 
 
@@ -84,7 +98,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                               batch_size=args.batch_size, output=args.output, columns=parse_columns(args.columns),
                               sample_weight=args.sample_weight, checkpoint=args.checkpoint,
                               checkpoint_every=args.checkpoint_every, resume=args.resume, progress=args.progress,
-                              **_engine_options(args))
+                              **_row_options(args), **_engine_options(args))
         except PartitionErrors as e:  # the other partitions' metrics are shown, then the failures, exit 1
             result, failed = e.result, e
     for w in caught:
@@ -114,6 +128,9 @@ def print_table(result: dict[str, Any]) -> None:
     console.print(f"{result['samples']:,} samples in {result['batches']} batches on {result['provider']}, "
                   f"{rate:,.0f} rows/s; NaN predictions: {result['nan_predictions']}; "
                   f"rows with NaN inputs: {result['nan_input_rows']}")
+    for key, what in (("nan_target_rows", "rows with a NaN target"), ("skipped_rows", "rows skipped (missing values)")):
+        if key in result:
+            console.print(f"{what}: {result[key]:,}")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -173,6 +190,9 @@ def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--outputs", action="append", default=[], help="model outputs to write (default: all)")
     p.add_argument("--format", choices=PREDICTION_FORMATS,
                    help=f"with -o DIR/: each partition's predictions file (default {DEFAULT_FORMAT})")
+    p.add_argument("--target", help="a label column, left out of the inputs (as eval takes it)")
+    p.add_argument("--keep", action="append", default=[], metavar="COL[,COL]",
+                   help="columns copied from the data into the predictions, beside the outputs (repeatable)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_run)
 

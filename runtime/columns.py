@@ -16,11 +16,16 @@ class ColumnPlan:
     target: str | None = None
     weight: str | None = None
     stacked: dict[str, bool] = field(default_factory=dict)  # input takes [batch, k] from k columns
+    keep: list[str] = field(default_factory=list)            # copied as they are into the predictions (--keep)
 
-    def used(self) -> list[str]:
-        """Every column or array read: inputs', target, sample weights."""
+    def checked(self) -> list[str]:
+        """The columns whose values must be numbers, not missing (--on-missing): inputs', target, sample weights."""
         names = [c for cols in self.inputs.values() for c in cols]
         return list(dict.fromkeys(names + [n for n in (self.target, self.weight) if n is not None]))
+
+    def used(self) -> list[str]:
+        """Every column or array read: the checked ones and those kept."""
+        return list(dict.fromkeys(self.checked() + self.keep))
 
 
 def parse_columns(specs: list[str]) -> dict[str, list[str]]:
@@ -34,7 +39,14 @@ def parse_columns(specs: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def _require(source: Source, name: str, what: str) -> None:
+def parse_names(specs: list[str] | str | None) -> list[str]:
+    """`--drop a --drop b,c` (repeatable, comma-separated) or a Python list -> ["a", "b", "c"]."""
+    items = [specs] if isinstance(specs, str) else list(specs or [])
+    return list(dict.fromkeys(n.strip() for item in items for n in item.split(",") if n.strip()))
+
+
+def require_column(source: Source, name: str, what: str) -> None:
+    """`name` is a column (or array) of `source`, or a user error for `what` with a did-you-mean."""
     if name not in source.names:
         from ..compiler.source import did_you_mean
         raise user_error(f"{source.path} has no {'column' if source.tabular else 'array'} '{name}' for {what}"
@@ -42,28 +54,28 @@ def _require(source: Source, name: str, what: str) -> None:
 
 
 def plan_columns(source: Source, inputs: list[TensorSpec], target: str | None = None, weight: str | None = None,
-                 columns: dict[str, list[str]] | None = None) -> ColumnPlan:
+                 columns: dict[str, list[str]] | None = None, drop: list[str] | None = None,
+                 keep: list[str] | None = None) -> ColumnPlan:
+    """Which columns feed each input: --columns, else by name, else (one input) every column not reserved for
+    the target and sample weights or left out by `drop`. `keep` columns are read to be copied as they are."""
     columns = dict(columns or {})
-    for name in columns:
-        if name not in [i.name for i in inputs]:
-            raise user_error(f"--columns names '{name}', which is not a model input "
-                             f"(inputs: {', '.join(i.name for i in inputs)})")
+    _check_requests(source, inputs, columns, drop or [], keep or [])
     for name, what in ((target, "--target"), (weight, "--sample-weight")):
         if name is not None:
             if not source.tabular and len(source.names) == 1 and source.path.endswith(".npy"):
                 raise user_error(f"{source.path} holds one array; give {what} with a .npz, .csv or .parquet")
-            _require(source, name, what)
-    plan = ColumnPlan({}, target, weight)
-    reserved = {target, weight}
+            require_column(source, name, what)
+    plan = ColumnPlan({}, target, weight, keep=list(keep or []))
     if not source.tabular:
         for spec in inputs:
             name = columns.get(spec.name, [spec.name])[0]
             if len(source.names) == 1 and len(inputs) == 1 and source.path.endswith(".npy"):
                 name = source.names[0]
-            _require(source, name, f"model input '{spec.name}'")
+            require_column(source, name, f"model input '{spec.name}'")
             plan.inputs[spec.name] = [name]
         source.select(plan.used())
         return plan
+    reserved = {target, weight, *(drop or [])}
     free = [c for c in source.names if c not in reserved and not any(c in v for v in columns.values())]
     for spec in inputs:
         if spec.name in columns:
@@ -75,26 +87,47 @@ def plan_columns(source: Source, inputs: list[TensorSpec], target: str | None = 
         else:
             raise user_error(f"say which columns feed model input '{spec.name}': --columns {spec.name}=COL1,COL2,...")
         for c in cols:
-            _require(source, c, f"model input '{spec.name}'")
-        rank = len(spec.shape)
-        if rank == 1:
-            if len(cols) != 1:
-                raise user_error(f"model input '{spec.name}' {list(spec.shape)} takes one column, got {len(cols)}: "
-                                 f"{', '.join(cols)}; use --columns {spec.name}=COL")
-            plan.stacked[spec.name] = False
-        elif rank == 2:
-            k = spec.shape[1]
-            if isinstance(k, int) and k != len(cols):
-                extra = f" besides the target '{target}'" if target else ""
-                raise user_error(f"model input '{spec.name}' takes {k} columns, {source.path} has {len(cols)}"
-                                 f"{extra}: {', '.join(cols)}")
-            plan.stacked[spec.name] = True
-        else:
-            raise user_error(f"model input '{spec.name}' has rank {rank}; columns of a table feed rank 1 or 2 "
-                             "inputs only (use .npz for others)")
+            require_column(source, c, f"model input '{spec.name}'")
+        plan.stacked[spec.name] = _stacked(spec, cols, source.path, target)
         plan.inputs[spec.name] = cols
     source.select(plan.used())  # only what the plan reads sets the rows (an .npz may hold other arrays)
     return plan
+
+
+def _check_requests(source: Source, inputs: list[TensorSpec], columns: dict[str, list[str]], drop: list[str],
+                    keep: list[str]) -> None:
+    """--columns names model inputs; --drop and --keep name columns there are; --columns uses none dropped."""
+    for name in columns:
+        if name not in [i.name for i in inputs]:
+            raise user_error(f"--columns names '{name}', which is not a model input "
+                             f"(inputs: {', '.join(i.name for i in inputs)})")
+    for names, what in ((drop, "--drop"), (keep, "--keep")):
+        for name in names:
+            require_column(source, name, what)
+    for name, cols in columns.items():
+        both = [c for c in cols if c in drop]
+        if both:
+            raise user_error(f"--columns {name}=... names '{both[0]}', which --drop leaves out")
+
+
+def _stacked(spec: TensorSpec, cols: list[str], path: str, target: str | None) -> bool:
+    """Whether `cols` feed `spec` as one [batch, k] tensor (True) or as its one [batch] column (False)."""
+    rank = len(spec.shape)
+    if rank == 1:
+        if len(cols) != 1:
+            raise user_error(f"model input '{spec.name}' {list(spec.shape)} takes one column, got {len(cols)}: "
+                             f"{', '.join(cols)}; use --columns {spec.name}=COL")
+        return False
+    if rank == 2:
+        k = spec.shape[1]
+        if isinstance(k, int) and k != len(cols):
+            extra = f" besides the target '{target}'" if target else ""
+            raise user_error(f"model input '{spec.name}' takes {k} columns, {path} has {len(cols)}{extra}: "
+                             f"{', '.join(cols)}; leave some out with --drop COL, or name them with "
+                             f"--columns {spec.name}=COL1,COL2,...")
+        return True
+    raise user_error(f"model input '{spec.name}' has rank {rank}; columns of a table feed rank 1 or 2 "
+                     "inputs only (use .npz for others)")
 
 
 def _cast(values: np.ndarray, spec: TensorSpec, what: str) -> np.ndarray:

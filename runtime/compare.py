@@ -109,7 +109,8 @@ def build_sides(model: str, providers: list[str], variants: list[str] | None, la
     program = driver.load_file(model)
     name = compile_options.get("model_name")
     base = {"model": name, "weights": compile_options.get("weights"), "seed": compile_options.get("seed", 0),
-            "init_missing": compile_options.get("init_missing", False), "layer_outputs": layers}
+            "init_missing": compile_options.get("init_missing", False), "layer_outputs": layers,
+            "require_weights": True}
     if layers:
         lowered = driver.lower_program(program, name)
         layer_of = {r.value: r.path for r in lowered.layers if r.value}

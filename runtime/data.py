@@ -20,9 +20,18 @@ class Source:
     names: list[str]
     num_rows: int | None
     tabular: bool
+    cells: bool = False     # a table of cells that may be missing (CSV, Parquet): --on-missing applies
 
     def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
         raise NotImplementedError
+
+    def located(self, batch_size: int, start: int = 0) -> Iterator["Located"]:
+        """The batches with where they come from: the file's source and the 0-based row of each batch's first
+        row in that file (for messages that name a row)."""
+        row = start
+        for batch in self.batches(batch_size, start):
+            yield self, row, batch
+            row += len(next(iter(batch.values()))) if batch else 0
 
     def shape_of(self, name: str) -> tuple[int, ...]:
         """The shape of one row of a column or array (() for a table's column)."""
@@ -30,6 +39,9 @@ class Source:
 
     def select(self, names: list[str]) -> None:
         """Read only these columns or arrays from now on (a table reads them all: no-op)."""
+
+
+Located = tuple[Source, int, Batch]   # a batch, the file it comes from, the row of its first row in that file
 
 
 class NpySource(Source):
@@ -178,6 +190,7 @@ class ArrowSource(Source):
     """CSV or Parquet through pyarrow's streaming readers, re-cut into batches of exactly batch_size rows."""
 
     tabular = True
+    cells = True
 
     def __init__(self, path: str):
         import pyarrow as pa
@@ -196,9 +209,10 @@ class ArrowSource(Source):
             raise user_error(f"cannot read {path}: {e}") from None
         self.names = list(self.schema.names)
 
-    def _csv_reader(self):  # noqa: ANN202 - pyarrow type
+    def _csv_reader(self, column_types: dict | None = None):  # noqa: ANN202 - pyarrow type
         import pyarrow.csv as pcsv
-        return pcsv.open_csv(self.path, read_options=pcsv.ReadOptions(block_size=1 << 22))
+        convert = pcsv.ConvertOptions(column_types=column_types or {}, strings_can_be_null=column_types is not None)
+        return pcsv.open_csv(self.path, read_options=pcsv.ReadOptions(block_size=1 << 22), convert_options=convert)
 
     def _record_batches(self, batch_size: int):  # noqa: ANN202
         if self.parquet:
@@ -225,13 +239,43 @@ class ArrowSource(Source):
             if held:
                 yield self._columns(pa.Table.from_batches(pending))
         except pa.ArrowInvalid as e:
-            raise user_error(f"cannot read {self.path}: {e}") from None
+            bad = None if self.parquet else self._bad_cell()  # a text cell past the block the types came from
+            raise bad or user_error(f"cannot read {self.path}: {e}") from None
+
+    def _bad_cell(self) -> Exception | None:
+        """The first cell of a CSV that its column's type (inferred from the first block) cannot hold, by row,
+        column and value: the file read again as text, only when the streaming reader failed."""
+        import pyarrow as pa
+        typed = {f.name: f.type for f in self.schema if not pa.types.is_string(f.type)}
+        row = 0
+        for rb in self._csv_reader({name: pa.string() for name in typed}):
+            for name, kind in typed.items():
+                cells = rb.column(name)
+                try:
+                    cells.cast(kind)
+                    continue
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    pass
+                for i, cell in enumerate(cells.to_pylist()):
+                    try:
+                        pa.scalar(cell, pa.string()).cast(kind)
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                        return not_a_number(self.path, row + i, name, cell, str(kind))
+            row += rb.num_rows
+        return None
 
     def _columns(self, table) -> Batch:  # noqa: ANN001
         out = {}
         for name, column in zip(table.column_names, table.columns):
             out[name] = column.to_numpy(zero_copy_only=False)
         return out
+
+
+def not_a_number(path: str, row: int, column: str, value: Any, kind: str = "number") -> Exception:
+    """A text cell in a column of numbers, by 1-based row (the header not counted), column and value."""
+    what = "an integer" if kind.startswith(("int", "uint")) else \
+        "a number" if kind in ("number", "double") or kind.startswith(("float", "halffloat")) else f"a {kind} value"
+    return user_error(f"{path} row {row + 1}, column '{column}': {value!r} is not {what}")
 
 
 def prefetch(batches: Iterator[Any], depth: int = 2) -> Iterator[Any]:

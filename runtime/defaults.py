@@ -4,3 +4,9 @@ its parser from them before it knows which command runs."""
 DEFAULT_BATCH = 1024                                  # rows per batch, for every engine and command
 PREDICTION_FORMATS = ("npz", "npy", "parquet", "csv")  # predictions files, by suffix; writers.py has one each
 DEFAULT_FORMAT = "parquet"                            # of each partition's file with `run -o DIR/`
+ON_MISSING = {  # --on-missing: what becomes of a row with a missing input or target value (missing.py)
+    "error": "stop at the first such row, naming the file, the row and the column",
+    "skip": "leave such rows out (counted as skipped_rows in --json)",
+    "keep": "pass the value on as NaN",
+}
+DEFAULT_ON_MISSING = "error"

@@ -16,13 +16,15 @@ import numpy as np
 
 from ..compiler.files import atomic_write
 from ..compiler.source import user_error
+from .columns import parse_names
 from .data import NpySource, Source
+from .missing import check_policy
 from .model import FUSED, PREDICT, LoadedModel, Runner, load_model
 from .partitions import Partition, expand_data, is_directory_output, open_data, output_paths, plan_partitions
 from .report import PartitionErrors, Progress, eval_result, run_result
 from .tasks import EvalPlan, RunJob, Tally, evaluate_batches, first_source, merge_tallies, plan_eval, plan_run, \
     predict_batches, predict_partition
-from .defaults import DEFAULT_BATCH, DEFAULT_FORMAT
+from .defaults import DEFAULT_BATCH, DEFAULT_FORMAT, DEFAULT_ON_MISSING
 from .writers import WRITERS, format_of
 
 __all__ = ["evaluate", "run", "PartitionErrors", "DEFAULT_BATCH"]
@@ -61,12 +63,13 @@ def evaluate(model: Any, data: Any, target: str, metrics: list[str], *, provider
              sample_weight: str | None = None, checkpoint: str | None = None, checkpoint_every: int = 100,
              resume: bool = False, progress: bool | None = None, fuse_metrics: bool = True,
              engine: str | None = None, client: Any = None, scheduler: str | None = None,
-             workers: int | None = None, partition_rows: int | None = None,
-             **compile_options: Any) -> dict[str, Any]:
+             workers: int | None = None, partition_rows: int | None = None, drop: list[str] | str | None = None,
+             on_missing: str = DEFAULT_ON_MISSING, **compile_options: Any) -> dict[str, Any]:
     """Evaluate metrics of a model over a data file (or a glob, directory or list of files), batch by batch.
     Returns the --json object. engine="dask" (or a client, scheduler or workers) evaluates on Dask."""
     dask = wants_dask(engine, client, scheduler, workers)
     check_batch_size(batch_size)
+    check_policy(on_missing)
     if not metrics:
         raise user_error("give at least one --metric (e.g. --metric mse)")
     if checkpoint and checkpoint_every < 1:
@@ -79,7 +82,8 @@ def evaluate(model: Any, data: Any, target: str, metrics: list[str], *, provider
         require_dask()
     loaded = load_model(model, **compile_options)
     options = dict(target=target, metrics=metrics, batch_size=batch_size, output=output, columns=columns,
-                   sample_weight=sample_weight, fuse_metrics=fuse_metrics)
+                   sample_weight=sample_weight, fuse_metrics=fuse_metrics, drop=parse_names(drop),
+                   on_missing=on_missing)
     if dask:
         partitions = plan_partitions(expand_data(data), partition_rows)
         plan = plan_eval(loaded, first_source(partitions, npy_table=True), **options)
@@ -89,7 +93,8 @@ def evaluate(model: Any, data: Any, target: str, metrics: list[str], *, provider
     if isinstance(source, NpySource):  # a 2-D .npy holds the target as one of its columns
         source = source.as_table()
     plan = plan_eval(loaded, source, **options)
-    checkpoints = Checkpoints(checkpoint, checkpoint_every, _checkpoint_key(loaded, data, target, metrics, batch_size))
+    checkpoints = Checkpoints(checkpoint, checkpoint_every, _checkpoint_key(loaded, data, target, metrics, batch_size,
+                                                                            options))
     return evaluate_local(plan, source, data, provider, progress, checkpoints, resume)
 
 
@@ -109,24 +114,28 @@ def evaluate_local(plan: EvalPlan, source: Source, data: Any, provider: str, pro
             checkpoints.save(tally)
 
     try:
-        evaluate_batches(plan.job, runner, source.batches(plan.job.batch_size, start=tally.rows), tally, on_batch)
+        done = tally.rows + tally.missing_rows  # rows read, whether evaluated or left out
+        evaluate_batches(plan.job, runner, source.located(plan.job.batch_size, start=done), tally, on_batch)
     finally:
         bar.close()
     seconds = time.perf_counter() - started
     checkpoints.save(tally)
     base = {"provider": provider, "output": plan.graphs.output.name}
-    return eval_result(plan.metric_set, tally, seconds, data, base, {"fused": plan.graphs.kind == FUSED})
+    return eval_result(plan.metric_set, tally, seconds, data, base, {"fused": plan.graphs.kind == FUSED},
+                       plan.job.on_missing)
 
 
-def _checkpoint_key(loaded: LoadedModel, data: Any, target: str, metrics: list[str], batch_size: int) -> str:
-    return json.dumps([loaded.source, str(data), target, metrics, batch_size, loaded.proto.ByteSize()])
+def _checkpoint_key(loaded: LoadedModel, data: Any, target: str, metrics: list[str], batch_size: int,
+                    options: dict[str, Any]) -> str:
+    return json.dumps([loaded.source, str(data), target, metrics, batch_size, loaded.proto.ByteSize(),
+                       options["drop"], options["on_missing"]])
 
 
 class Checkpoints:
     """The merged states and counters of a local evaluation, saved atomically every `every` batches, and
     loaded again by --resume (only into the evaluation they came from)."""
 
-    COUNTERS = ("rows", "batches", "nan_inputs")
+    COUNTERS = ("rows", "batches", "nan_inputs", "nan_targets", "missing_rows")
 
     def __init__(self, path: str | None, every: int, key: str):
         self.path, self.every, self.key = path, every, key
@@ -139,7 +148,7 @@ class Checkpoints:
             raise user_error(f"checkpoint {self.path} belongs to another evaluation (model, data, metrics or "
                              "batch size differ); remove it or drop --resume")
         states = {k: saved[k] for k in saved.files if not k.startswith("__")}
-        return Tally(states=states, **{c: int(saved[f"__{c}__"]) for c in self.COUNTERS})
+        return Tally(states=states, **{c: int(saved[f"__{c}__"]) for c in self.COUNTERS if f"__{c}__" in saved})
 
     def save(self, tally: Tally) -> None:
         if not self.path:
@@ -156,12 +165,14 @@ def run(model: Any, data: Any, output_path: str, *, provider: str = "cpu", batch
         outputs: list[str] | None = None, columns: dict[str, list[str]] | None = None,
         progress: bool | None = None, engine: str | None = None, client: Any = None, scheduler: str | None = None,
         workers: int | None = None, partition_rows: int | None = None, output_format: str | None = None,
-        **compile_options: Any) -> dict[str, Any]:
+        drop: list[str] | str | None = None, target: str | None = None, keep: list[str] | str | None = None,
+        on_missing: str = DEFAULT_ON_MISSING, **compile_options: Any) -> dict[str, Any]:
     """Run a model over a data file in batches and write its predictions. Returns the --json summary.
 
     Data may be a glob, a directory or a list of files. `output_path` may be a directory (`predictions/`): one
     file per input partition (--format, default parquet), skipping those already written; engine="dask" runs
-    them on Dask."""
+    them on Dask. `drop` columns (and a `target`, as eval takes it) are left out of the inputs; `keep` columns
+    are copied into the predictions beside the outputs."""
     dask = wants_dask(engine, client, scheduler, workers)
     partitioned = dask or is_directory_output(output_path)
     if dask and not is_directory_output(output_path):
@@ -169,14 +180,18 @@ def run(model: Any, data: Any, output_path: str, *, provider: str = "cpu", batch
                          f"-o predictions/; got {output_path}")
     fmt = partition_format(output_format) if partitioned else format_of(output_path)
     check_batch_size(batch_size)
+    select = dict(columns=columns, drop=parse_names(drop), keep=parse_names(keep), target=target,
+                  on_missing=check_policy(on_missing))
+    if fmt == "npy" and select["keep"]:
+        raise user_error("a .npy holds one array; --keep needs predictions in .npz, .parquet or .csv")
     if dask:
         from .engine_dask import require_dask, run_dask
         require_dask()
     loaded = load_model(model, **compile_options)
     if not partitioned:
-        return run_local(loaded, data, output_path, provider, batch_size, outputs, columns, progress)
+        return run_local(loaded, data, output_path, provider, batch_size, outputs, select, progress)
     partitions = plan_partitions(expand_data(data), partition_rows)
-    job = plan_run(loaded, first_source(partitions, npy_table=False), batch_size, outputs, columns)
+    job = plan_run(loaded, first_source(partitions, npy_table=False), batch_size, outputs, **select)
     if fmt == "npy" and len(job.names) != 1:
         raise user_error(f"a .npy holds one array, the model has {len(job.names)} outputs; use --format npz")
     paths = output_paths(partitions, output_path, fmt)
@@ -188,10 +203,11 @@ def run(model: Any, data: Any, output_path: str, *, provider: str = "cpu", batch
 
 
 def run_local(loaded: LoadedModel, data: Any, output_path: str, provider: str, batch_size: int,
-              outputs: list[str] | None, columns: dict[str, list[str]] | None, progress: bool | None) -> dict:
-    """The predict loop over all the data (the files one after another) into one predictions file."""
+              outputs: list[str] | None, select: dict[str, Any], progress: bool | None) -> dict:
+    """The predict loop over all the data (the files one after another) into one predictions file; `select`:
+    plan_run's columns, drop, keep and on_missing."""
     source = open_data(data)
-    job = plan_run(loaded, source, batch_size, outputs, columns)
+    job = plan_run(loaded, source, batch_size, outputs, **select)
     runner = Runner([loaded.proto], provider, PREDICT)
     folder = Path(output_path).resolve().parent
     if not folder.is_dir():
@@ -199,11 +215,11 @@ def run_local(loaded: LoadedModel, data: Any, output_path: str, provider: str, b
     bar = Progress(source.num_rows, progress, "predicting")
     started = time.perf_counter()
     try:
-        tally = predict_batches(job, runner, source.batches(batch_size), output_path, Tally(),
+        tally = predict_batches(job, runner, source.located(batch_size), output_path, Tally(),
                                 lambda rows, _: bar.advance(rows))
     finally:
         bar.close()
-    return run_result(tally, output_path, provider, job.names, time.perf_counter() - started)
+    return run_result(tally, output_path, provider, job, time.perf_counter() - started)
 
 
 def run_partitions_local(loaded: LoadedModel, job: RunJob, partitions: list[Partition], paths: list[str],
@@ -221,5 +237,5 @@ def run_partitions_local(loaded: LoadedModel, job: RunJob, partitions: list[Part
             bar.advance(one.rows, steps=1)
     finally:
         bar.close()
-    return run_result(tally, output_dir, provider, job.names, time.perf_counter() - started, "local",
+    return run_result(tally, output_dir, provider, job, time.perf_counter() - started, "local",
                       len(partitions))

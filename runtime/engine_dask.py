@@ -172,7 +172,7 @@ def evaluate_dask(plan: EvalPlan, partitions: list[Partition], data: Any, *, pro
                      "state_bytes": _wire_bytes(tally.states), "reduction_fanin": fanin,
                      "task_seconds": round(tally.task_seconds, 6)}}
     after = {"partitions": len(partitions), "failed_partitions": tally.failed}
-    return eval_result(plan.metric_set, tally, seconds, data, base, after)
+    return eval_result(plan.metric_set, tally, seconds, data, base, after, plan.job.on_missing)
 
 
 def run_dask(loaded: LoadedModel, job: RunJob, partitions: list[Partition], paths: list[str], output_dir: str, *,
@@ -196,5 +196,5 @@ def run_dask(loaded: LoadedModel, job: RunJob, partitions: list[Partition], path
                                                            key=f"modelc-run-{token}-{p.index}"), None, FANIN)
             tally = merge_tallies({}, tally, done)
         seconds = time.perf_counter() - started
-    return run_result(tally, output_dir, provider, job.names, seconds, "dask", len(partitions),
+    return run_result(tally, output_dir, provider, job, seconds, "dask", len(partitions),
                       {"workers": n_workers})

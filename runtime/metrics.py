@@ -17,13 +17,13 @@ import numpy as np
 from ..compiler import nodes as N
 from ..compiler.arguments import given_twice
 from ..compiler.lower_metric import MetricLowerer, MetricPlan
-from ..compiler.source import ModelcError, SourceFiles, did_you_mean, user_error
+from ..compiler.source import Diagnostic, ModelcError, SourceFiles, did_you_mean, user_error
 from ..compiler.states import (NAN_PREDICTIONS, StateSpec, default_state, merge_states, split_metric,
                                state_rule)
-from ..compiler.types import DTYPES, TensorType, dtype_name
+from ..compiler.types import DTYPES, TensorType, dtype_name, show_shape
 from ..compiler.values import LayerVal
 from .finalize import Finalizer
-from .prelude import prelude_definitions
+from .prelude import PRELUDE, prelude_definitions
 
 if TYPE_CHECKING:
     import onnx
@@ -123,7 +123,8 @@ class MetricSet:
         try:
             model, plans = MetricLowerer(self.definitions).lower_metrics(self.bound, y_true, y_pred, weighted)
         except ModelcError as e:  # the metric may come from the prelude, the model's file or an --import
-            raise ModelcError(SourceFiles().attach(e.diagnostics)) from None
+            raise ModelcError(SourceFiles().attach([self.at_spec(d, y_true, y_pred) for d in e.diagnostics])) \
+                from None
         self.plans = plans
         self.rules = {s.output: s for p in plans for s in p.states}
         self.rules[NAN_PREDICTIONS] = NAN_STATE
@@ -131,6 +132,16 @@ class MetricSet:
         if ir_version is not None:
             proto.ir_version = ir_version
         return proto
+
+    def at_spec(self, d: Diagnostic, y_true: TensorType, y_pred: TensorType) -> Diagnostic:
+        """A diagnostic inside the prelude, which the user neither wrote nor can edit, as the fault of the
+        --metric spec (or modelc.metric call) that instantiated it, with the types it met."""
+        if d.span is None or d.span.file != str(PRELUDE):
+            return d
+        specs = [s for s, lv in self.bound if lv.layer.loc.file == d.span.file  # type: ignore[union-attr]
+                 and lv.layer.loc.line <= d.span.line <= lv.layer.loc.end_line] or self.specs  # type: ignore
+        return Diagnostic(None, f"metric '{specs[0]}' on y_true {show_shape(y_true.shape)}, y_pred "
+                                f"{show_shape(y_pred.shape)}: {d.message}")
 
     # --- merging -------------------------------------------------------------
     def check_states(self, states: dict[str, np.ndarray]) -> None:

@@ -44,7 +44,8 @@ def load_model(model: Any, *, model_name: str | None = None, weights: str | None
     if path.endswith(".model"):
         from ..compiler import driver
         program = driver.load_file(path)
-        proto = driver.compile_program(program, model_name, weights, seed, None, False, init_missing)
+        proto = driver.compile_program(program, model_name, weights, seed, None, False, init_missing,
+                                       require_weights=True)
         return LoadedModel(proto, [program, *programs], path)
     try:
         proto = onnx.load(path)

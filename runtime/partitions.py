@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..compiler.source import user_error
-from .data import READERS, ArrowSource, Batch, NpySource, Source, open_source
+from .data import READERS, ArrowSource, Batch, Located, NpySource, Source, open_source
 
 DEFAULT_PARTITION_ROWS = 1 << 20   # a Parquet file of more rows is split into tasks at row-group boundaries
 
@@ -116,6 +116,12 @@ class RowGroupSource(ArrowSource):
         self.row_groups = list(row_groups)
         self.wanted: list[str] | None = None
         self.num_rows = sum(self.file.metadata.row_group(i).num_rows for i in self.row_groups)
+        self.first_row = sum(self.file.metadata.row_group(i).num_rows for i in range(self.row_groups[0]))
+
+    def located(self, batch_size: int, start: int = 0) -> Iterator[Located]:
+        """Rows numbered within the whole file, as its other partitions number theirs."""
+        for source, row, batch in super().located(batch_size, start):
+            yield source, self.first_row + row, batch
 
     def select(self, names: list[str]) -> None:
         self.wanted = [n for n in dict.fromkeys(names) if n in self.names]
@@ -185,6 +191,9 @@ class MultiSource(Source):
             yield source
 
     def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
+        return (batch for _, _, batch in self.located(batch_size, start))
+
+    def located(self, batch_size: int, start: int = 0) -> Iterator[Located]:
         skip = start
         for source in self.sources():
             if skip and source.num_rows is not None and skip >= source.num_rows:
@@ -192,17 +201,17 @@ class MultiSource(Source):
                 continue
             if skip and source.num_rows is not None:
                 at, skip = skip, 0
-                yield from source.batches(batch_size, start=at)
+                yield from source.located(batch_size, start=at)
                 continue
-            for batch in source.batches(batch_size):  # rows unknown ahead (CSV): drop the rows already done
+            for one, row, batch in source.located(batch_size):  # rows unknown ahead (CSV): drop the rows done
                 if skip:
                     n = len(next(iter(batch.values()))) if batch else 0
                     if n <= skip:
                         skip -= n
                         continue
-                    batch = {k: v[skip:] for k, v in batch.items()}
+                    batch, row = {k: v[skip:] for k, v in batch.items()}, row + skip
                     skip = 0
-                yield batch
+                yield one, row, batch
 
 
 def open_data(data: Any, npy_table: bool = False) -> Source:

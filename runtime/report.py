@@ -9,7 +9,8 @@ from typing import Any
 
 from ..compiler.source import Diagnostic, ModelcError
 from .metrics import MetricSet
-from .tasks import Tally
+from .defaults import DEFAULT_ON_MISSING
+from .tasks import RunJob, Tally
 
 
 class Progress:
@@ -59,10 +60,17 @@ def _rate(rows: int, seconds: float) -> float | None:
     return round(rows / seconds, 1) if seconds > 0 else None
 
 
+def _data_counts(tally: Tally, on_missing: str) -> dict[str, int]:
+    """Counts of messy data, at the end of --json, present only where they can say something: rows left out
+    by --on-missing skip, and rows whose target is NaN when some are (clean data keeps the keys it had)."""
+    counts = {"skipped_rows": tally.missing_rows} if on_missing == "skip" else {}
+    return {**counts, **({"nan_target_rows": tally.nan_targets} if tally.nan_targets else {})}
+
+
 def eval_result(metric_set: MetricSet, tally: Tally, seconds: float, data: Any, base: dict[str, Any],
-                after: dict[str, Any]) -> dict[str, Any]:
+                after: dict[str, Any], on_missing: str = DEFAULT_ON_MISSING) -> dict[str, Any]:
     """The --json object of eval: the metrics over the merged states, counts, and what ran them (`base`
-    after the counts, `after` at the end)."""
+    after the counts, `after` then the counts of messy data at the end)."""
     metric_set.accumulate(tally.states)
     results = metric_set.results()
     if tally.rows == 0:  # undefined, as Metric.result() says: not the 0 that divide_no_nan would give
@@ -70,7 +78,8 @@ def eval_result(metric_set: MetricSet, tally: Tally, seconds: float, data: Any, 
         results = {spec: float("nan") for spec in results}
     result = {"metrics": results, "samples": tally.rows, "batches": tally.batches, **base,
               "seconds": round(seconds, 6), "rows_per_second": _rate(tally.rows, seconds),
-              "nan_predictions": metric_set.nan_predictions(), "nan_input_rows": tally.nan_inputs, **after}
+              "nan_predictions": metric_set.nan_predictions(), "nan_input_rows": tally.nan_inputs, **after,
+              **_data_counts(tally, on_missing)}
     if tally.failed:
         total = after["partitions"]
         raise PartitionErrors(result, tally.failed, total,
@@ -78,16 +87,18 @@ def eval_result(metric_set: MetricSet, tally: Tally, seconds: float, data: Any, 
     return result
 
 
-def run_result(tally: Tally, output: str, provider: str, names: list[str], seconds: float,
+def run_result(tally: Tally, output: str, provider: str, job: RunJob, seconds: float,
                engine: str | None = None, partitions: int = 0, after: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The --json object of run; an `engine` with `partitions` for `-o DIR/`, then the engine's `after`."""
+    """The --json object of run; an `engine` with `partitions` for `-o DIR/`, then the engine's `after`, then
+    the kept columns (--keep) and the counts of messy data."""
     result: dict[str, Any] = {"output": str(output), "samples": tally.rows, "batches": tally.batches,
-                              "provider": provider, "outputs": names}
+                              "provider": provider, "outputs": job.names}
+    data = {**({"kept": job.plan.keep} if job.plan.keep else {}), **_data_counts(tally, job.on_missing)}
     if engine is None:
-        return {**result, "seconds": round(seconds, 6), "rows_per_second": _rate(tally.rows, seconds)}
+        return {**result, "seconds": round(seconds, 6), "rows_per_second": _rate(tally.rows, seconds), **data}
     result.update(engine=engine, partitions=partitions, written=tally.written, skipped=tally.skipped,
                   failed_partitions=tally.failed, seconds=round(seconds, 6),
-                  rows_per_second=_rate(tally.rows, seconds) if tally.rows else None, **(after or {}))
+                  rows_per_second=_rate(tally.rows, seconds) if tally.rows else None, **(after or {}), **data)
     if tally.failed:
         raise PartitionErrors(result, tally.failed, partitions,
                               "the others' predictions are written; a rerun skips them and retries these")

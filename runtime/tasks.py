@@ -5,6 +5,7 @@ local engine runs them over all the data in this process, the Dask engine once p
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field, fields
@@ -15,8 +16,10 @@ import numpy as np
 
 from ..compiler.source import ModelcError, user_error
 from ..compiler.states import merge_states
-from .columns import ColumnPlan, feeds_for, plan_columns
-from .data import Batch, Source, prefetch
+from .columns import ColumnPlan, feeds_for, plan_columns, require_column
+from .data import Batch, Located, Source, prefetch
+from .defaults import DEFAULT_ON_MISSING
+from .missing import screen
 from .metrics import MetricSet, metric_definitions
 from .model import EvalGraphs, LoadedModel, Runner, eval_graphs, model_inputs, pick_output, pick_outputs
 from .partitions import Partition, open_partition, require_columns
@@ -35,6 +38,7 @@ class EvalJob:
     batch_size: int
     out_dtype: np.dtype             # y_true is cast to y_pred's float dtype
     rules: dict[str, str]           # metric state -> merge rule (sum, count, bincount, min, max)
+    on_missing: str = DEFAULT_ON_MISSING   # rows with a missing input or target value (missing.py)
 
 
 @dataclass
@@ -46,6 +50,7 @@ class RunJob:
     batch_size: int
     names: list[str]                # the outputs written
     outputs: list[TensorSpec]       # every output, for the dtypes of an empty file
+    on_missing: str = DEFAULT_ON_MISSING   # rows with a missing input value (missing.py)
 
 
 @dataclass
@@ -56,6 +61,8 @@ class Tally:
     rows: int = 0
     batches: int = 0
     nan_inputs: int = 0
+    nan_targets: int = 0            # rows whose target is NaN (--on-missing keep, or arrays)
+    missing_rows: int = 0           # rows left out by --on-missing skip
     partitions: int = 0
     written: int = 0
     skipped: int = 0
@@ -102,25 +109,35 @@ class EvalPlan:
 
 def plan_eval(loaded: LoadedModel, source: Source, target: str, metrics: list[str], batch_size: int,
               output: str | None, columns: dict[str, list[str]] | None, sample_weight: str | None,
-              fuse_metrics: bool) -> EvalPlan:
+              fuse_metrics: bool, drop: list[str] | None = None, on_missing: str = DEFAULT_ON_MISSING) -> EvalPlan:
     """The column plan (from `source`, the first data file), the metric-state graph and the graphs to run."""
     inputs = model_inputs(loaded.proto)
-    plan = plan_columns(source, inputs, target, sample_weight, columns)
+    plan = plan_columns(source, inputs, target, sample_weight, columns, drop)
     out_spec = pick_output(loaded.proto, output)
     metric_set = MetricSet(metrics, metric_definitions(*loaded.programs))
     graphs = eval_graphs(loaded, metric_set, out_spec, source.shape_of(target), sample_weight is not None,
                          fuse_metrics)
     rules = {name: spec.rule for name, spec in metric_set.rules.items()}
-    job = EvalJob(plan, inputs, target, sample_weight, batch_size, out_spec.dtype, rules)
+    job = EvalJob(plan, inputs, target, sample_weight, batch_size, out_spec.dtype, rules, on_missing)
     return EvalPlan(job, metric_set, graphs)
 
 
 def plan_run(loaded: LoadedModel, source: Source, batch_size: int, outputs: list[str] | None,
-             columns: dict[str, list[str]] | None) -> RunJob:
+             columns: dict[str, list[str]] | None, drop: list[str] | None = None, keep: list[str] | None = None,
+             on_missing: str = DEFAULT_ON_MISSING, target: str | None = None) -> RunJob:
+    """The column plan (`drop` and a `target` left out of the inputs, `keep` copied beside the outputs) and
+    the outputs."""
     inputs = model_inputs(loaded.proto)
-    plan = plan_columns(source, inputs, None, None, columns)
+    if target is not None:
+        require_column(source, target, "--target")
+    plan = plan_columns(source, inputs, None, None, columns, [*(drop or []), *([target] if target else [])], keep)
     names = pick_outputs(loaded.proto, outputs)
-    return RunJob(plan, inputs, batch_size, names, tensor_specs(loaded.proto.graph.output))
+    columns_of_outputs = "|".join(f"{re.escape(n)}(_[0-9]+)?" for n in names)  # NAME, or NAME_j in a table
+    clash = [k for k in plan.keep if re.fullmatch(columns_of_outputs, k)]
+    if clash:
+        raise user_error(f"--keep column '{clash[0]}' has the name of a model output's column in the predictions; "
+                         "rename it in the data, or leave it out of --keep")
+    return RunJob(plan, inputs, batch_size, names, tensor_specs(loaded.proto.graph.output), on_missing)
 
 
 def first_source(partitions: list[Partition], npy_table: bool) -> Source:
@@ -134,7 +151,7 @@ def first_source(partitions: list[Partition], npy_table: bool) -> Source:
     raise first_error  # type: ignore[misc]
 
 
-PreparedBatch = tuple[int, dict[str, np.ndarray], dict[str, np.ndarray], int]
+PreparedBatch = tuple[int, dict[str, np.ndarray], dict[str, np.ndarray], tuple[int, int]]
 OnBatch = Callable[[dict[str, np.ndarray], int], None]
 
 
@@ -142,7 +159,7 @@ def _prepare(job: EvalJob, batch: Batch) -> PreparedBatch:
     """Host-side work on one batch: model feeds, y_true (and weights) for the state graph, NaN input rows."""
     n = len(next(iter(batch.values()))) if batch else 0
     if n == 0:
-        return 0, {}, {}, 0
+        return 0, {}, {}, (0, 0)
     feeds = feeds_for(batch, job.plan, job.inputs)
     truth = np.asarray(batch[job.target])
     if truth.dtype.kind in "OUS":
@@ -150,46 +167,54 @@ def _prepare(job: EvalJob, batch: Batch) -> PreparedBatch:
     extra = {"y_true": truth.astype(job.out_dtype if job.out_dtype.kind == "f" else np.float64)}
     if job.sample_weight is not None:
         extra["sample_weight"] = np.asarray(batch[job.sample_weight], dtype=np.float64)
-    return n, feeds, extra, nan_rows(feeds)
+    return n, feeds, extra, (nan_rows(feeds), nan_rows({"y_true": extra["y_true"]}))
 
 
-def evaluate_batches(job: EvalJob, runner: Runner, batches: Iterable[Batch], tally: Tally,
+def screened(job: EvalJob | RunJob, located: Iterable[Located], tally: Tally) -> Iterable[Batch]:
+    """The batches after --on-missing, rows left out counted in `tally`."""
+    def skipped(n: int) -> None:
+        tally.missing_rows += n
+    return screen(located, job.plan.checked(), job.on_missing, skipped)
+
+
+def evaluate_batches(job: EvalJob, runner: Runner, located: Iterable[Located], tally: Tally,
                      on_batch: OnBatch | None = None) -> Tally:
     """The eval loop: each batch's states from the runner, merged into `tally`. The host-side work of the next
     batch runs in a prefetch thread beside the model; `on_batch(states, rows)` sees each batch once merged."""
-    for n, feeds, extra, nan_count in prefetch(_prepare(job, b) for b in batches):
+    for n, feeds, extra, (nan_inputs, nan_targets) in prefetch(_prepare(job, b) for b in screened(job, located, tally)):
         if n == 0:
             continue
         states = runner.states(feeds, extra)
         tally.add_states(states, job.rules)
         tally.rows += n
         tally.batches += 1
-        tally.nan_inputs += nan_count
+        tally.nan_inputs += nan_inputs
+        tally.nan_targets += nan_targets
         if on_batch is not None:
             on_batch(states, n)
     return tally
 
 
-def predict_batches(job: RunJob, runner: Runner, batches: Iterable[Batch], out_path: str | Path,
+def predict_batches(job: RunJob, runner: Runner, located: Iterable[Located], out_path: str | Path,
                     tally: Tally, on_batch: Callable[[int, int], None] | None = None) -> Tally:
-    """The predict loop: each batch's outputs appended to scratch files beside `out_path`, then the
-    predictions file written atomically. `on_batch(rows, rows_so_far)` sees each batch."""
+    """The predict loop: each batch's kept columns and outputs appended to scratch files beside `out_path`,
+    then the predictions file written atomically. `on_batch(rows, rows_so_far)` sees each batch."""
     folder = Path(out_path).resolve().parent
     with tempfile.TemporaryDirectory(dir=folder, prefix=".modelc-run-") as scratch:
         raw = RawColumns(scratch)
         try:
-            for batch in batches:
+            for batch in screened(job, located, tally):
                 if not batch or not len(next(iter(batch.values()))):
                     continue
                 result = runner.predict(feeds_for(batch, job.plan, job.inputs), job.names)
-                raw.append(result)
+                raw.append({**{k: batch[k] for k in job.plan.keep}, **result})
                 tally.batches += 1
                 if on_batch is not None:
                     on_batch(len(next(iter(result.values()))), raw.rows)
         finally:
             raw.close()
         if not raw.files:
-            raw.append_empty(job.outputs, job.names)
+            raw.append_empty(job.outputs, job.names, job.plan.keep)
             raw.close()
         write_predictions(raw, out_path)
     tally.rows += raw.rows
@@ -224,7 +249,7 @@ def evaluate_partition(job: EvalJob, runner: Runner, partition: Partition) -> Ta
     started = time.perf_counter()
     tally = Tally(partitions=1)
     try:
-        evaluate_batches(job, runner, _open(partition, job.plan, True).batches(job.batch_size), tally)
+        evaluate_batches(job, runner, _open(partition, job.plan, True).located(job.batch_size), tally)
     except Exception as e:  # noqa: BLE001 - reported by file name
         return Tally(partitions=1, failed=[describe_failure(partition, e)], task_seconds=time.perf_counter() - started)
     tally.task_seconds = time.perf_counter() - started
@@ -240,7 +265,7 @@ def predict_partition(job: RunJob, runner: Runner, partition: Partition, out_pat
     try:
         source = _open(partition, job.plan, False)
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-        tally = predict_batches(job, runner, source.batches(job.batch_size), out_path, Tally(partitions=1, written=1))
+        tally = predict_batches(job, runner, source.located(job.batch_size), out_path, Tally(partitions=1, written=1))
     except Exception as e:  # noqa: BLE001
         return Tally(partitions=1, failed=[describe_failure(partition, e)], task_seconds=time.perf_counter() - started)
     tally.task_seconds = time.perf_counter() - started

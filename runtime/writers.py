@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 import zipfile
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Sequence
 
 import numpy as np
 
@@ -18,12 +18,16 @@ TABLE_CHUNK = 1 << 16   # rows per table written to .parquet/.csv
 
 
 class RawColumns:
-    """Each output's rows appended to a raw temporary file in `folder`; the final format is assembled at the end."""
+    """Each column's rows (outputs, and data columns kept beside them) appended to a raw temporary file in
+    `folder`; the final format is assembled at the end. Text (IDs a table holds as Python objects) goes to an
+    Arrow stream instead, as strings."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.files: dict[str, IO[bytes]] = {}
         self.meta: dict[str, tuple[np.dtype, tuple[int, ...]]] = {}
+        self.texts: dict[str, Any] = {}         # name -> its Arrow stream writer
+        self.widths: dict[str, int] = {}        # name -> its longest string (for the fixed-width .npz array)
         self.rows = 0
 
     def append(self, outputs: dict[str, np.ndarray]) -> None:
@@ -31,23 +35,67 @@ class RawColumns:
             if name not in self.files:
                 self.files[name] = open(self.folder / f"{len(self.files)}.raw", "wb")  # noqa: SIM115
                 self.meta[name] = (value.dtype, value.shape[1:])
-            self.files[name].write(np.ascontiguousarray(value).tobytes())
+            if self.meta[name][0].hasobject:
+                self._append_text(name, value)
+                continue
+            self.files[name].write(np.ascontiguousarray(self._same_dtype(name, value)).tobytes())
         self.rows += len(next(iter(outputs.values())))
 
-    def append_empty(self, outputs: list[TensorSpec], names: list[str]) -> None:
-        """No rows came: still give each output its dtype and trailing shape (unknown sizes as 0)."""
-        self.append({o.name: np.empty((0, *[d if isinstance(d, int) else 0 for d in o.shape[1:]]), o.dtype)
-                     for o in outputs if o.name in names})
+    def _same_dtype(self, name: str, value: np.ndarray) -> np.ndarray:
+        """A kept column read as int64 in one batch and float64 in another (a missing value) cannot be cast."""
+        dtype = self.meta[name][0]
+        if value.dtype == dtype:
+            return value
+        if not np.can_cast(value.dtype, dtype, casting="same_kind"):
+            raise user_error(f"column '{name}' holds {dtype.name} in its first rows and {value.dtype.name} after "
+                             f"row {self.rows} (a missing value?); it cannot be written as one column")
+        return value.astype(dtype)
+
+    def _append_text(self, name: str, value: np.ndarray) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        try:
+            cells = pa.array(value, from_pandas=True).cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+            raise user_error(f"column '{name}' cannot be written to the predictions as text: {e}") from None
+        if name not in self.texts:
+            self.texts[name] = pa.ipc.new_stream(self.files[name], pa.schema([(name, pa.string())]))
+        self.texts[name].write_batch(pa.record_batch([cells], names=[name]))
+        lengths = pc.max(pc.utf8_length(cells)).as_py()
+        self.widths[name] = max(self.widths.get(name, 1), lengths or 0)
+
+    def append_empty(self, outputs: list[TensorSpec], names: list[str], kept: Sequence[str] = ()) -> None:
+        """No rows came: still give each output its dtype and trailing shape (unknown sizes as 0), and each
+        kept column a column of text."""
+        self.append({**{k: np.empty(0, object) for k in kept},
+                     **{o.name: np.empty((0, *[d if isinstance(d, int) else 0 for d in o.shape[1:]]), o.dtype)
+                        for o in outputs if o.name in names}})
 
     def close(self) -> None:
+        for writer in self.texts.values():
+            writer.close()
+        self.texts = {}
         for f in self.files.values():
             f.close()
 
+    def text(self, name: str, lo: int, hi: int) -> Any:
+        """Rows lo..hi of a text column, as Arrow strings."""
+        import pyarrow as pa
+        with pa.memory_map(self.files[name].name) as source:
+            return pa.ipc.open_stream(source).read_all().column(0).slice(lo, hi - lo).combine_chunks()
+
     def write_npy(self, name: str, out: IO[bytes]) -> None:
         dtype, tail = self.meta[name]
+        if dtype.hasobject:  # text as a fixed-width unicode array, missing cells as ""
+            dtype = np.dtype(f"<U{self.widths.get(name, 1)}")
         header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
                   "shape": (self.rows, *tail)}
         np.lib.format.write_array_header_2_0(out, header)
+        if self.meta[name][0].hasobject:
+            for lo in range(0, self.rows, TABLE_CHUNK):
+                cells = self.text(name, lo, min(lo + TABLE_CHUNK, self.rows)).fill_null("")
+                out.write(np.asarray(cells.to_pylist(), dtype=dtype).tobytes())
+            return
         with open(self.files[name].name, "rb") as raw:
             shutil.copyfileobj(raw, out, 1 << 22)
 
@@ -57,10 +105,14 @@ class RawColumns:
             return np.empty((0, *tail), dtype)
         return np.memmap(self.files[name].name, dtype=dtype, mode="r", shape=(self.rows, *tail))
 
-    def table_columns(self, lo: int, hi: int) -> dict[str, np.ndarray]:
-        """Outputs as table columns: [batch] -> NAME, [batch, k] -> NAME_0 .. NAME_{k-1} (NAME when k = 1)."""
-        cols = {}
+    def table_columns(self, lo: int, hi: int) -> dict[str, Any]:
+        """Outputs as table columns: [batch] -> NAME, [batch, k] -> NAME_0 .. NAME_{k-1} (NAME when k = 1);
+        kept columns as they are."""
+        cols: dict[str, Any] = {}
         for name in self.files:
+            if self.meta[name][0].hasobject:
+                cols[name] = self.text(name, lo, hi)
+                continue
             values = self.memmap(name)[lo:hi]
             flat = values.reshape(len(values), int(np.prod(values.shape[1:], dtype=np.int64)))  # -1 fails on 0 rows
             if values.ndim == 1 or flat.shape[1] == 1:

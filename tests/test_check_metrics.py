@@ -263,3 +263,32 @@ def test_prelude_json_is_package_data():
     text = (ROOT / "pyproject.toml").read_text()
     assert '"modelc.runtime" = ["*.model", "*.json"]' in text
     assert json.loads((ROOT / "runtime" / "prelude.json").read_text())["definitions"]
+
+
+# --- an error inside a built-in metric is the spec's: never a line of the installed prelude.model ----------
+@pytest.mark.parametrize("spec, message", [
+    ("precision", "error: metric 'precision' on y_true [batch], y_pred [batch, 3]: cannot broadcast [batch, 3] "
+                  "and [batch]\n"),
+    ("binary_crossentropy", "error: metric 'binary_crossentropy' on y_true [batch], y_pred [batch, 3]: cannot "
+                            "broadcast [batch] and [batch, 3]\n"),
+    ("huber(delta=2)", "error: metric 'huber(delta=2)': huber has no parameter 'delta'; did you mean 'threshold' "
+                       "(Keras' delta)?\n"),
+])
+def test_cli_eval_reports_a_prelude_error_at_the_spec(tmp_path, spec, message):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])
+    model = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "id", [x], [y]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "id.onnx")
+    np.savez(tmp_path / "data.npz", x=np.ones((4, 3), np.float32), label=np.arange(4) % 3)
+    result = run_cli("eval", "id.onnx", "--data", "data.npz", "--target", "label", "--metric", spec, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == message
+
+
+def test_metric_api_reports_a_prelude_error_at_the_spec():
+    with pytest.raises(ModelcError) as caught:
+        Metric("recall").update(np.array([0, 1]), np.array([[0.1, 0.9], [0.3, 0.7]]))
+    (d,) = caught.value.diagnostics
+    assert d.span is None and d.source_line is None
+    assert d.message == "metric 'recall' on y_true [batch], y_pred [batch, 2]: cannot broadcast [batch, 2] and [batch]"

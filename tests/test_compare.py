@@ -36,7 +36,7 @@ def predict(proto, x, names=None):
 
 def test_cpu_and_reference_agree_and_report_everything(houses):
     path, x, price = houses
-    code, report, err = compare_json("samples/housing.model", "--data", path, "--providers", "cpu,reference",
+    code, report, err = compare_json("samples/housing.model", "--init-missing", "--data", path, "--providers", "cpu,reference",
                                      "--target", "price", "--metric", "mse", "--batch-size", "128")
     assert code == 0, err
     assert report["agree"] and report["samples"] == 600 and report["batches"] == 5
@@ -54,7 +54,7 @@ def test_cpu_and_reference_agree_and_report_everything(houses):
 
 def test_fp16_variant_statistics_match_numpy_and_the_verdict_fails_at_tight_tolerance(houses):
     path, x, _ = houses
-    code, report, err = compare_json("samples/housing.model", "--data", path, "--variants", "fp32,fp16",
+    code, report, err = compare_json("samples/housing.model", "--init-missing", "--data", path, "--variants", "fp32,fp16",
                                      "--rtol", "1e-6", "--atol", "0", "--layers")
     assert code == 3, err
     assert not report["agree"]
@@ -79,7 +79,7 @@ def test_fp16_variant_statistics_match_numpy_and_the_verdict_fails_at_tight_tole
 
 def test_fp16_default_tolerance_agrees(houses):
     path, _, _ = houses
-    code, report, _ = compare_json("samples/housing.model", "--data", path, "--variants", "fp32,fp16")
+    code, report, _ = compare_json("samples/housing.model", "--init-missing", "--data", path, "--variants", "fp32,fp16")
     assert report["rtol"] == 1e-2 and report["atol"] == 1e-3
     assert code in (0, 3) and report["outputs"]["y"]["fp16"]["max_rel"] < 0.05
 
@@ -87,7 +87,7 @@ def test_fp16_default_tolerance_agrees(houses):
 @pytest.mark.parametrize("variants", ["functions,inline", "opset17,opset23"])
 def test_compile_variants_agree(houses, variants):
     path, _, _ = houses
-    code, report, err = compare_json("samples/housing.model", "--data", path, "--variants", variants)
+    code, report, err = compare_json("samples/housing.model", "--init-missing", "--data", path, "--variants", variants)
     assert code == 0, err
     assert report["outputs"]["y"][variants.split(",")[1]]["max_abs"] == 0.0
 
@@ -95,14 +95,14 @@ def test_compile_variants_agree(houses, variants):
 def test_saved_goldens_and_against(houses, tmp_path):
     path, _, _ = houses
     golden = tmp_path / "golden"
-    code, _, err = compare_json("samples/housing.model", "--data", path, "--save-outputs", golden)
+    code, _, err = compare_json("samples/housing.model", "--init-missing", "--data", path, "--save-outputs", golden)
     assert code == 0, err
     assert {p.name for p in golden.iterdir()} == {"inputs.npz", "cpu.npz", "reference.npz", "meta.json"}
     with np.load(golden / "inputs.npz") as z:
         assert z["x"].shape == (600, 8)
-    code, report, _ = compare_json("samples/housing.model", "--data", path, "--providers", "cpu", "--against", golden)
+    code, report, _ = compare_json("samples/housing.model", "--init-missing", "--data", path, "--providers", "cpu", "--against", golden)
     assert code == 0 and report["reference"] == f"golden:{golden}"
-    code, report, _ = compare_json("samples/housing.model", "--data", path, "--providers", "cpu", "--against", golden,
+    code, report, _ = compare_json("samples/housing.model", "--init-missing", "--data", path, "--providers", "cpu", "--against", golden,
                                    "--seed", "9")
     assert code == 3 and report["outputs"]["y"]["cpu"]["out_of_tolerance"] > 0
 
@@ -112,9 +112,9 @@ def test_user_errors(houses, tmp_path):
     out = tmp_path / "h.onnx"
     assert run_cli("compile", "samples/housing.model", "-o", out).returncode == 0
     for args, message in [((out, "--data", path, "--layers"), "need a .model file"),
-                          (("samples/housing.model", "--data", path, "--providers", "cpu"), "needs two sides"),
-                          (("samples/housing.model", "--data", path, "--variants", "fp8,fp32"), "unknown variant"),
-                          (("samples/housing.model", "--data", path, "--providers", "cpu,cuda"), "cuda")]:
+                          (("samples/housing.model", "--init-missing", "--data", path, "--providers", "cpu"), "needs two sides"),
+                          (("samples/housing.model", "--init-missing", "--data", path, "--variants", "fp8,fp32"), "unknown variant"),
+                          (("samples/housing.model", "--init-missing", "--data", path, "--providers", "cpu,cuda"), "cuda")]:
         result = run_cli("compare", *args)
         if "cuda" in message and "CUDAExecutionProvider" in ort.get_available_providers():
             continue
@@ -128,5 +128,5 @@ def test_nothing_compared_is_not_agreement(houses, tmp_path):
     path, _, _ = houses
     for args, message in [((empty,), "no rows to compare"), ((path, "--batch-size", "0"), "--batch-size must be"),
                           ((path, "--max-batches", "0"), "--max-batches must be")]:
-        result = run_cli("compare", "samples/housing.model", "--data", *args)
+        result = run_cli("compare", "samples/housing.model", "--init-missing", "--data", *args)
         assert result.returncode == 1 and message in result.stderr, result.stderr

@@ -32,7 +32,7 @@ def test_cuda_session_is_really_cuda():
 def test_eval_on_cuda_equals_cpu(houses):
     results = {}
     for provider in ("cpu", "cuda"):
-        out = run_cli("eval", "samples/housing.model", "--data", houses, "--target", "price", "--metric", "mse",
+        out = run_cli("eval", "samples/housing.model", "--init-missing", "--data", houses, "--target", "price", "--metric", "mse",
                       "--metric", "mae", "--metric", "r2", "--provider", provider, "--json", "--batch-size", "8192")
         assert out.returncode == 0, out.stderr
         results[provider] = json.loads(out.stdout)

@@ -3,12 +3,16 @@
 compiled model's outputs must match Keras' predictions (float32, within 1e-5 relative)."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import onnxruntime as ort
 from safetensors.numpy import save_file
 
 from helpers import run_cli
 from keras_oracle import keras
+from test_samples import demo_r2
 
 
 def keras_book() -> tuple["keras.Model", list[tuple[str, "keras.layers.Layer"]]]:
@@ -62,3 +66,13 @@ def test_book_matches_keras(tmp_path):
     (got,) = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"x": x})
     want = np.asarray(model.predict(x, verbose=0))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_the_training_script_writes_the_weights_the_demo_evaluates(tmp_path):
+    """samples/train_housing.py (Keras, jax backend) fits housing.model's network on demo_data.py's houses."""
+    weights = tmp_path / "housing.safetensors"
+    trained = subprocess.run([sys.executable, "samples/train_housing.py", str(weights)], capture_output=True,
+                             text=True)
+    assert trained.returncode == 0, trained.stderr
+    r2, _ = demo_r2(str(weights), tmp_path)
+    assert r2 > 0.5

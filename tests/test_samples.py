@@ -1,6 +1,10 @@
 """Every sample compiles, passes full_check, runs on onnxruntime and the reference evaluator."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -9,7 +13,7 @@ from onnx.reference import ReferenceEvaluator
 
 import modelc
 
-from helpers import SAMPLES, random_feeds, run_cli
+from helpers import ROOT, SAMPLES, random_feeds, run_cli
 
 
 def run_ort(proto: onnx.ModelProto, feeds: dict) -> list[np.ndarray]:
@@ -135,3 +139,26 @@ def test_opsets_down_to_17(opset):
     base = run_ort(modelc.compile_file("samples/tensor_ops.model"), feeds)
     for a, b in zip(run_ort(proto, feeds), base):
         np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+# --- make demo: housing.model with the shipped trained weights, on demo_data.py's houses ---------------------
+DEMO_WEIGHTS = "samples/housing.safetensors"
+
+
+def demo_r2(weights: str, tmp_path) -> tuple[float, str]:
+    """make demo's compile and eval, with `weights`: the r2 and the compile line."""
+    data, out = tmp_path / "houses.parquet", tmp_path / "housing.onnx"
+    subprocess.run([sys.executable, "samples/demo_data.py", str(data)], check=True, capture_output=True)
+    compiled = run_cli("compile", "samples/housing.model", "-o", out, "--weights", weights)
+    assert (compiled.returncode, compiled.stderr) == (0, "")
+    result = run_cli("eval", out, "--data", data, "--target", "price", "--metric", "r2", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["metrics"]["r2"], compiled.stdout
+
+
+def test_the_demo_evaluates_the_shipped_trained_weights(tmp_path):
+    r2, line = demo_r2(DEMO_WEIGHTS, tmp_path)
+    assert r2 > 0.5
+    assert line == f"wrote {tmp_path / 'housing.onnx'} (16 weights from {DEMO_WEIGHTS}, 3 layer functions, opset 23)\n"
+    demo = (ROOT / "Makefile").read_text().split("\ndemo:")[1].split("\n\n")[0]
+    assert f"modelc compile samples/housing.model -o out/housing.onnx --weights {DEMO_WEIGHTS}" in demo

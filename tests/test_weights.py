@@ -209,3 +209,66 @@ def test_save_keeps_typed_initializers_as_onnx_save_does(tmp_path, tensor):
     assert (tmp_path / "api.onnx").read_bytes() == (tmp_path / "onnx.onnx").read_bytes()
     got = onnx.load(str(tmp_path / "api.onnx")).graph.initializer[0]
     np.testing.assert_array_equal(onnx.numpy_helper.to_array(got), onnx.numpy_helper.to_array(tensor))
+
+
+# --- random weights are never silent: run, eval and compare refuse them unless asked; compile says so -----
+NO_WEIGHTS = "error: no weights: pass --weights FILE, or --init-missing to use random weights\n"
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "d.npz"
+    np.savez(path, x=rng.normal(size=(20, 3)).astype(np.float32), y=rng.normal(size=(20, 2)).astype(np.float32))
+    return path
+
+
+RUNTIME_COMMANDS = {"run": ["-o", "p.npz"], "eval": ["--target", "y", "--metric", "mse"], "compare": []}
+
+
+@pytest.mark.parametrize("command", RUNTIME_COMMANDS)
+def test_runtime_commands_refuse_a_model_without_weights(model_file, data_file, tmp_path, command):
+    args = [command, model_file, "--data", data_file, *RUNTIME_COMMANDS[command]]
+    refused = run_cli(*args, cwd=tmp_path)
+    assert (refused.returncode, refused.stdout, refused.stderr) == (1, "", NO_WEIGHTS)
+    assert run_cli(*args, "--init-missing", cwd=tmp_path).returncode == 0
+    save_file(weights_for(modelc.params(model_file)), str(tmp_path / "w.safetensors"))
+    assert run_cli(*args, "--weights", tmp_path / "w.safetensors", cwd=tmp_path).returncode == 0
+
+
+def test_the_api_refuses_a_model_without_weights(model_file, data_file, tmp_path):
+    with pytest.raises(modelc.ModelcError) as refused:
+        modelc.evaluate(str(model_file), str(data_file), "y", ["mse"])
+    assert str(refused.value) == NO_WEIGHTS.rstrip("\n")
+    with pytest.raises(modelc.ModelcError, match="^error: no weights: pass --weights FILE"):
+        modelc.run(str(model_file), str(data_file), str(tmp_path / "p.npz"))
+    seeded = modelc.evaluate(str(model_file), str(data_file), "y", ["mse"], init_missing=True, seed=4)
+    compiled = tmp_path / "m.onnx"
+    assert run_cli("compile", model_file, "-o", compiled, "--seed", "4").returncode == 0
+    assert seeded["metrics"] == modelc.evaluate(str(compiled), str(data_file), "y", ["mse"])["metrics"]
+
+
+def test_a_model_without_weights_needs_none(tmp_path, data_file):
+    model = tmp_path / "act.model"
+    model.write_text("model act(x: float32[batch, 3]) {\n    return sigmoid(x)\n}\n")
+    result = run_cli("eval", model, "--data", data_file, "--target", "x", "--metric", "mse", "--json")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    compiled = run_cli("compile", model, "-o", tmp_path / "act.onnx")
+    assert (compiled.returncode, compiled.stderr) == (0, "")
+
+
+def test_compile_says_how_many_weights_it_initialized(model_file, tmp_path):
+    out = tmp_path / "o.onnx"
+    result = run_cli("compile", model_file, "-o", out, "--seed", "7")
+    assert result.returncode == 0
+    assert result.stderr == "initialized 3 weights from --seed 7 (no --weights given)\n"
+    assert result.stdout == f"wrote {out} (3 weights, 1 layer functions, opset 23)\n"
+    w = weights_for(modelc.params(model_file))
+    del w["scale.w"]
+    partial = write_and_compile(model_file, tmp_path, w, "--init-missing")
+    wfile = tmp_path / "w.safetensors"
+    assert partial.returncode == 0
+    assert partial.stderr == f"initialized 1 weight from --seed 0 (missing from {wfile})\n"
+    full = write_and_compile(model_file, tmp_path, weights_for(modelc.params(model_file)))
+    assert full.stderr == ""
+    assert full.stdout == f"wrote {tmp_path / 'o.onnx'} (3 weights from {wfile}, 1 layer functions, opset 23)\n"

@@ -1,0 +1,96 @@
+"""Keras' words and modelc's: the one table of Keras layer classes, metric names and keywords with their
+modelc names. `did_you_mean` consults it first, docs/language.md §11.5 lists it (tests/test_keras_names.py
+checks both), and weight binding reads Keras' default layer names from it."""
+from __future__ import annotations
+
+import re
+
+_DIMS = ("1D", "2D", "3D")
+
+# Keras layer class -> modelc built-in layer (Keras' aliases too: MaxPool2D is MaxPooling2D)
+KERAS_LAYERS: dict[str, str] = {
+    "Dense": "dense", "Dropout": "dropout", "Flatten": "flatten", "Reshape": "reshape",
+    "Concatenate": "concat", "Embedding": "embedding", "Permute": "permute", "RepeatVector": "repeat_vector",
+    "Rescaling": "rescaling", "BatchNormalization": "batch_norm", "LayerNormalization": "layer_norm",
+    "GroupNormalization": "group_norm", "RMSNormalization": "rms_norm", "UnitNormalization": "unit_norm",
+    "Normalization": "normalization", "MultiHeadAttention": "multi_head_attention", "LSTM": "lstm",
+    "GRU": "gru", "SimpleRNN": "simple_rnn", "Bidirectional": "bidirectional", "ReLU": "relu",
+    "LeakyReLU": "leaky_relu", "ELU": "elu", "Softmax": "softmax",
+    **{f"Conv{d}": f"conv{d.lower()}" for d in _DIMS},
+    **{f"Conv{d}Transpose": f"conv{d.lower()}_transpose" for d in _DIMS},
+    **{f"DepthwiseConv{d}": f"depthwise_conv{d.lower()}" for d in _DIMS[:2]},
+    **{f"SeparableConv{d}": f"separable_conv{d.lower()}" for d in _DIMS[:2]},
+    **{f"{pool}{d}": f"max_pool{d.lower()}" for pool in ("MaxPooling", "MaxPool") for d in _DIMS},
+    **{f"{pool}{d}": f"avg_pool{d.lower()}" for pool in ("AveragePooling", "AvgPool") for d in _DIMS},
+    **{f"{pool}{d}": f"global_avg_pool{d.lower()}" for pool in ("GlobalAveragePooling", "GlobalAvgPool")
+       for d in _DIMS},
+    **{f"{pool}{d}": f"global_max_pool{d.lower()}" for pool in ("GlobalMaxPooling", "GlobalMaxPool")
+       for d in _DIMS},
+    **{f"ZeroPadding{d}": f"zero_padding{d.lower()}" for d in _DIMS[:2]},
+    **{f"Cropping{d}": f"cropping{d.lower()}" for d in _DIMS[:2]},
+    **{f"UpSampling{d}": f"upsampling{d.lower()}" for d in _DIMS[:2]},
+}
+
+# Keras metric or loss (function name, class name, string alias) -> modelc built-in metric
+KERAS_METRICS: dict[str, str] = {
+    "Mean": "mean",
+    "mean_squared_error": "mse", "MeanSquaredError": "mse", "MSE": "mse",
+    "root_mean_squared_error": "rmse", "RootMeanSquaredError": "rmse",
+    "mean_absolute_error": "mae", "MeanAbsoluteError": "mae", "MAE": "mae",
+    "Huber": "huber", "huber_loss": "huber",
+    "logcosh": "log_cosh", "LogCosh": "log_cosh", "LogCoshError": "log_cosh",
+    "R2Score": "r2", "R2": "r2", "r2_score": "r2",
+    "BinaryAccuracy": "binary_accuracy",
+    # class indices as labels: Keras' categorical_* take one-hot labels, which modelc's metrics do not
+    "Accuracy": "accuracy", "sparse_categorical_accuracy": "accuracy", "SparseCategoricalAccuracy": "accuracy",
+    "sparse_top_k_categorical_accuracy": "top_k_accuracy", "SparseTopKCategoricalAccuracy": "top_k_accuracy",
+    "Precision": "precision", "Recall": "recall", "F1Score": "f1",
+    "AUC": "auc", "BinaryCrossentropy": "binary_crossentropy",
+    "SparseCategoricalCrossentropy": "sparse_categorical_crossentropy",
+}
+
+# Keras keyword -> modelc keyword, with the modelc callees that take it under the new name
+KERAS_KEYWORDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "delta": ("threshold", ("huber",)),
+    "thresholds": ("threshold", ("binary_accuracy", "precision", "recall", "f1")),
+    "num_thresholds": ("bins", ("auc", "pr_auc")),
+    "negative_slope": ("alpha", ("leaky_relu",)),
+    "target_shape": ("shape", ("reshape",)),
+}
+
+KERAS_NAMES: dict[str, str] = {**KERAS_LAYERS, **KERAS_METRICS,
+                               **{k: new for k, (new, _) in KERAS_KEYWORDS.items()}}
+
+
+def snake_case(class_name: str) -> str:
+    """Keras' default layer name for a class (keras.src.utils.naming.to_snake_case): Conv2D -> conv2d,
+    BatchNormalization -> batch_normalization."""
+    name = re.sub(r"\W+", "", class_name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+# Keras' default layer name -> modelc's default instance name, where they differ (`batch_normalization`)
+KERAS_DEFAULT_NAMES: dict[str, str] = {snake_case(k): v for k, v in KERAS_LAYERS.items() if snake_case(k) != v}
+
+
+def keras_suggestion(name: str, candidates: set[str]) -> str | None:
+    """The modelc word for a Keras word, if it is among the candidates: `BatchNormalization` -> `batch_norm`."""
+    word = KERAS_NAMES.get(name)
+    return word if word in candidates else None
+
+
+def modelc_weight_name(name: str) -> str:
+    """A Keras variable path as modelc names the weight: `batch_normalization_1/gamma` ->
+    `batch_norm_1.gamma` (`/` becomes `.`, Keras' default layer names become modelc's)."""
+    parts = []
+    for part in re.split(r"[/.]", name):
+        match = re.fullmatch(r"(.*?)(_\d+)?", part)
+        base, counter = match.group(1), match.group(2) or ""  # type: ignore[union-attr]
+        parts.append(KERAS_DEFAULT_NAMES.get(base, base) + counter)
+    return ".".join(parts)
+
+
+def looks_like_keras(name: str) -> bool:
+    """A weight name written as Keras writes it: `/` separators or a Keras default layer name."""
+    return "/" in name or modelc_weight_name(name) != name
