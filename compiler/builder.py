@@ -6,7 +6,7 @@ from typing import Any, Iterator, Sequence
 
 from . import ir
 from .source import Span, error
-from .types import TensorType
+from .types import TensorType, float16_misfit
 
 
 class BlockBuilder:
@@ -22,6 +22,12 @@ class BlockBuilder:
         self._weights: dict[str, ir.WeightSlot] = {}
         self._by_instance: dict[str, list[ir.WeightSlot]] = {}
         self._next: dict[tuple[int, str], int] = {}
+        # compile --dtype float16: weights (paths) and constants float16 cannot hold stay float32 (their
+        # values keep the float16 type the checks see), the ops reading them run in float32 between Casts;
+        # `misfits` (shared by a model's builders) names them
+        self.keep32: frozenset[str] = frozenset()
+        self.misfits: list[tuple[str, str]] = []
+        self._wide: set[str] = set()
 
     # --- names -------------------------------------------------------------
     def _unique(self, base: str, taken: set[str]) -> str:
@@ -68,21 +74,45 @@ class BlockBuilder:
 
     def node_multi(self, op: str, inputs: Sequence[ir.Value | str], outs: list[TensorType],
                    loc: Span | None = None, **attrs: Any) -> list[ir.Value]:
-        values = [ir.Value(self.fresh(op), t) for t in outs]
         names = [i if isinstance(i, str) else i.name for i in inputs]
+        if self._wide.intersection(names):
+            return self._float32_island(op, inputs, outs, loc, attrs)
+        return self._append(op, names, outs, loc, attrs)
+
+    def _append(self, op: str, names: list[str], outs: list[TensorType], loc: Span | None,
+                attrs: dict[str, Any]) -> list[ir.Value]:
+        values = [ir.Value(self.fresh(op), t) for t in outs]
         self._place(names, loc)
         node_name = self._unique("/".join([*self.prefix, op]), self._node_names)
         self.block.items.append(ir.Node(op, names, [v.name for v in values], attrs, node_name, loc))
         return values
 
-    def const(self, values: Sequence[Any] | Any, dtype: str, shape: tuple[int, ...] | None = None) -> ir.Value:
+    def _float32_island(self, op: str, inputs: Sequence[ir.Value | str], outs: list[TensorType],
+                        loc: Span | None, attrs: dict[str, Any]) -> list[ir.Value]:
+        """An op reading a value kept in float32 runs in float32: its float16 inputs cast up, its float16
+        outputs cast back (onnxconverter-common's float16 converter does so for the ops of its block list)."""
+        up = [self.node("Cast", [x], TensorType("float32", x.type.shape), loc, to="float32")
+              if isinstance(x, ir.Value) and x.type.dtype == "float16" and x.name not in self._wide else x
+              for x in inputs]
+        wide = [TensorType("float32", t.shape) if t.dtype == "float16" else t for t in outs]
+        values = self._append(op, [x.name if isinstance(x, ir.Value) else x for x in up], wide, loc, attrs)
+        return [self.node("Cast", [v], t, loc, to="float16") if t.dtype == "float16" else v
+                for v, t in zip(values, outs)]
+
+    def const(self, values: Sequence[Any] | Any, dtype: str, shape: tuple[int, ...] | None = None,
+              name: str = "Constant") -> ir.Value:
+        """A Constant node; `name` (a hyperparameter's) names it where float16 cannot hold it."""
         flat = tuple(values) if isinstance(values, (list, tuple)) else (values,)
         shape = shape if shape is not None else ((len(flat),) if isinstance(values, (list, tuple)) else ())
-        tensor = ir.ConstTensor(dtype, shape, flat)
+        misfit = float16_misfit(flat) if dtype == "float16" else None
+        tensor = ir.ConstTensor("float32" if misfit else dtype, shape, flat)
         key = (tuple(self.prefix), tensor)  # shared within a layer instance, and named after it: dense/Constant
         if key not in self._consts:
             self._consts[key] = self.node("Constant", [], TensorType(dtype, shape), value=tensor)
             self._unplaced[self._consts[key].name] = self.block.items[-1]  # type: ignore[assignment]
+            if misfit:
+                self._wide.add(self._consts[key].name)
+                self.misfits.append((f"constant '{self.path(name)}'", misfit))
         return self._consts[key]
 
     def _place(self, inputs: list[str], loc: Span | None) -> None:
@@ -108,13 +138,17 @@ class BlockBuilder:
     def weight(self, name: str, type: TensorType, init: ir.InitSpec, loc: Span | None) -> ir.Value:
         """Declare (or, for a shared instance, re-use) the weight at the current path."""
         path = self.path(name)
+        kept = type.dtype == "float16" and path in self.keep32
+        held = TensorType("float32", type.shape) if kept else type
+        if kept:
+            self._wide.add(path)
         slot = self._weights.get(path)
         if slot is None:
-            slot = ir.WeightSlot(path, type, init, loc)
+            slot = ir.WeightSlot(path, held, init, loc)
             self._weights[path] = slot
             self.block.weights.append(slot)
             self._by_instance.setdefault(path.split(".", 1)[0], []).append(slot)
-        elif slot.type != type:
+        elif slot.type != held:
             raise error(loc, f"shared weight '{path}' is {slot.type}, but this application needs {type}")
         return ir.Value(path, type)
 
@@ -127,7 +161,7 @@ class BlockBuilder:
         made = {o for item in self.block.items for o in item.outputs}
         final = []
         for v in outputs:
-            if v.name not in made or v in final:
+            if v.name not in made or v in final or v.name in self._wide:
                 v = self.node("Identity", [v], v.type)
             final.append(v)
         self.block.outputs = final

@@ -142,8 +142,9 @@ def select_model(program: LoadedProgram, name: str | None) -> N.Definition:
 
 
 def lower_program(program: LoadedProgram, model: str | None = None, dtype: str | None = None,
-                  opset: int | None = None) -> ir.Model:
-    """The checked, lowered model: names checked in the whole program, shapes in the model compiled."""
+                  opset: int | None = None, keep32: frozenset[str] = frozenset()) -> ir.Model:
+    """The checked, lowered model: names checked in the whole program, shapes in the model compiled
+    (`keep32`: the weights a float16 compile keeps in float32, see float16_islands)."""
     d = select_model(program, model) if program.models or model else None
     if dtype is not None and dtype not in FLOAT_DTYPES:
         raise user_error(f"--dtype must be {', '.join(FLOAT_DTYPES[:-1])} or {FLOAT_DTYPES[-1]}, got {dtype}")
@@ -154,7 +155,7 @@ def lower_program(program: LoadedProgram, model: str | None = None, dtype: str |
     if d is None:
         d = select_model(program, model)  # reports "defines no model"
     try:
-        lowered = kept[d.name] if d.name in kept else Lowerer(program.definitions, dtype, opset).lower_model(d)
+        lowered = kept[d.name] if d.name in kept else Lowerer(program.definitions, dtype, opset, keep32).lower_model(d)
     except CheckError as e:
         raise CheckError(program.files.attach(e.diagnostics)) from None
     lowered.source_hash = program.hash()
@@ -185,7 +186,8 @@ class Compiled:
 def compile_for_saving(program: LoadedProgram, model: str | None = None, weights: str | None = None,
                        seed: int = 0, opset: int | None = None, inline: bool = False,
                        init_missing: bool = False, dtype: str | None = None,
-                       layer_outputs: bool = False, require_weights: bool = False) -> Compiled:
+                       layer_outputs: bool = False, require_weights: bool = False,
+                       strict_float16: bool = False) -> Compiled:
     """Compile one model, its weights kept as arrays (`modelc compile` writes the file straight from them).
     `dtype` recasts float32 inputs, weights and computation (compile --dtype); `layer_outputs` adds every
     top-level layer's output as a graph output (compare --layers); `require_weights` refuses random weights
@@ -204,11 +206,16 @@ def compile_for_saving(program: LoadedProgram, model: str | None = None, weights
                                            cast=dtype is not None, require=require_weights)
     except ModelcError as e:
         raise type(e)(program.files.attach(e.diagnostics)) from None
+    if dtype == "float16":
+        lowered = float16_islands(program, lowered, arrays, model, None if opset == DEFAULT_OPSET else opset,
+                                  strict_float16)
     meta = {"modelc.version": __version__, "modelc.source_sha256": lowered.source_hash,
             "modelc.source": os.path.basename(program.root), "modelc.seed": str(seed)}
     if dtype:
         meta["modelc.dtype"] = dtype
-    extra = [ir.Value(r.value, r.output) for r in lowered.layers if layer_outputs and r.value and r.output]
+    # an identity layer (dropout) holds its input's value: listed once, not once per layer
+    extra = list({r.value: ir.Value(r.value, r.output) for r in lowered.layers
+                  if layer_outputs and r.value and r.output}.values())
     # The checker reads the graph with the weights as typed inputs: the same nodes, types and shapes
     # without serializing gigabytes of weights twice. Their bytes are then attached in place.
     proto = emit_model(lowered, None, opset=opset, inline=inline, metadata=meta, extra_outputs=extra)
@@ -217,6 +224,27 @@ def compile_for_saving(program: LoadedProgram, model: str | None = None, weights
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
         raise user_error(f"internal error: emitted ONNX fails the checker: {e}") from e
     return Compiled(proto, lowered.graph.weights, arrays, initialized)
+
+
+def float16_islands(program: LoadedProgram, lowered: ir.Model, arrays: dict[str, Any], model: str | None,
+                    opset: int | None, strict: bool) -> ir.Model:
+    """Name every weight and constant float16 cannot hold (a warning each; an overflow is an error under
+    --strict-float16). They stay float32 and the ops reading them run in float32 between Casts
+    (builder.py): bind_weights kept those weights float32, so the model is lowered again knowing them."""
+    import warnings
+
+    from .types import float16_misfit, numpy_dtype
+    kept = frozenset(s.name for s in lowered.graph.weights if arrays[s.name].dtype != numpy_dtype(s.type.dtype))
+    if kept:
+        lowered = lower_program(program, model, "float16", opset, kept)
+    misfits = [*lowered.misfits, *((f"weight '{n}'", str(float16_misfit(arrays[n]))) for n in sorted(kept))]
+    overflows = [f"{what} {why}" for what, why in misfits if why.startswith("overflows")]
+    if strict and overflows:
+        raise ModelcError([Diagnostic(None, f"{o}: --strict-float16 refuses to keep it in float32")
+                           for o in overflows])
+    for what, why in misfits:
+        warnings.warn(f"{what} {why}: kept in float32", UserWarning, stacklevel=3)
+    return lowered
 
 
 def compile_program(program: LoadedProgram, model: str | None = None, weights: str | None = None,

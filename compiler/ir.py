@@ -94,3 +94,4 @@ class Model:
     output_names: list[str]
     layers: list[LayerRow] = field(default_factory=list)
     source_hash: str = ""
+    misfits: list[tuple[str, str]] = field(default_factory=list)  # (what, why) float16 cannot hold: kept float32

@@ -159,7 +159,7 @@ def _stat(b: BlockBuilder, hp: dict, key: str, init: str, c: int, dt: str, loc: 
     values = number_list(given, (c,))
     if values is None:
         raise error(loc, f"normalization {key} must be a number or a list of {c} numbers, got {given!r}")
-    return b.const(values if isinstance(given, list) else values * c, dt)
+    return b.const(values if isinstance(given, list) else values * c, dt, name=key)
 
 
 def lower_normalization(ctx: LayerContext, b: BlockBuilder, xs: list[Value], hp: dict, loc: Span | None) -> Value:

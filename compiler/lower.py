@@ -43,8 +43,10 @@ def canonical(v: Any) -> Any:
 
 class Lowerer:
     def __init__(self, definitions: dict[str, N.Definition], float_dtype: str | None = None,
-                 opset: int | None = None):
+                 opset: int | None = None, keep32: frozenset[str] = frozenset()):
         self.definitions = definitions
+        self.keep32 = keep32            # weight paths float16 cannot hold, kept float32 (builder.py)
+        self.misfits: list[tuple[str, str]] = []
         self.opset = opset              # compile --opset, for lowerings that pick ops by it; None: the default
         self.float_dtype = float_dtype  # compile --dtype: float32 model inputs become this
         self.context = LayerContext(self.apply_layer, float_dtype, complete=self.complete)
@@ -58,6 +60,7 @@ class Lowerer:
     def lower_model(self, d: N.Definition) -> ir.Model:
         inputs = [ir.Value(p.name, self.model_input_type(p)) for p in d.inputs]
         b = self.main = BlockBuilder(d.name, inputs, d.loc, self.opset)
+        b.keep32, b.misfits = self.keep32, self.misfits
         env = Env({v.name: v for v in inputs})
         diagnostics: list[Diagnostic] = []
         returned = self.run_body(d, env, b, diagnostics)
@@ -82,7 +85,7 @@ class Lowerer:
             b.block.items.append(ir.Node("Identity", [value.name], [name], {}, name, ret.loc))
             outputs.append(ir.Value(name, value.type))
         b.block.outputs = outputs
-        return ir.Model(d.name, b.block, names, self.rows)
+        return ir.Model(d.name, b.block, names, self.rows, misfits=self.misfits)
 
     def model_input_type(self, p: N.Param) -> TensorType:
         spec = p.type
@@ -450,20 +453,23 @@ class Lowerer:
         symbols: dict[str, Dim] = {}
         for p, x in zip(d.inputs, inputs):
             self.match_input(d, p, x, hp, symbols, loc)
-        key = (id(d), tuple((k, canonical(v)) for k, v in hp.items()), tuple(x.type for x in inputs))
+        under = b.path(name) + "."  # the instance's weights kept float32, by their path in its block
+        keep32 = frozenset(p[len(under):] for p in b.keep32 if p.startswith(under))
+        key = (id(d), tuple((k, canonical(v)) for k, v in hp.items()), tuple(x.type for x in inputs), keep32)
         block = self.cache.get(key)
         if block is None:
-            block = self.cache[key] = self.build_block(d, hp, inputs, symbols, loc)
+            block = self.cache[key] = self.build_block(d, hp, inputs, symbols, loc, keep32)
         weights = [b.weight(f"{name}.{w.name}", w.type, w.init, w.loc).name for w in block.weights]
         outs = b.call(block, "/".join([*b.prefix, name]), inputs, weights, loc)
         return outs[0] if len(outs) == 1 else tuple(outs)  # type: ignore[return-value]
 
     def build_block(self, d: N.Definition, hp: dict[str, Any], inputs: list[ir.Value],
-                    symbols: dict[str, Dim], loc: Span) -> ir.Block:
+                    symbols: dict[str, Dim], loc: Span, keep32: frozenset[str] = frozenset()) -> ir.Block:
         if d.name in self.building:
             raise error(loc, f"layer '{d.name}' uses itself: " + " -> ".join([*self.building, d.name]))
         formals = [ir.Value(p.name, x.type) for p, x in zip(d.inputs, inputs)]
         bb = BlockBuilder(d.name, formals, d.loc, self.opset)
+        bb.keep32, bb.misfits = keep32, self.misfits
         floats = [x.type.dtype for x in inputs if x.type.dtype in FLOAT_DTYPES]
         env = Env({k: v for k, v in symbols.items() if isinstance(v, int)}, floats[0] if floats else "float32")
         env.values.update(hp)

@@ -47,6 +47,27 @@ def numpy_dtype(name: str) -> "np.dtype":
     return np.dtype(name)
 
 
+FLOAT16_MAX = 65504.0  # float16's largest finite value
+
+
+def float16_misfit(values: Any) -> str | None:
+    """Why float16 cannot hold these float32 values (compile --dtype float16), or None when it can:
+    a magnitude over 65504 becomes inf, a nonzero one under about 3e-8 becomes 0.
+
+        >>> float16_misfit([1.0, -332817.0]), float16_misfit([0.5, 1e-9]), float16_misfit([0.0, 1e-3])
+        ('overflows float16 (largest magnitude 332817)', 'underflows float16 (smallest nonzero magnitude 1e-09)', None)
+    """
+    import numpy as np
+    magnitude = np.abs(np.asarray(values, dtype=np.float64))
+    magnitude = magnitude[np.isfinite(magnitude)]  # an inf already in the source is no float16 matter
+    if magnitude.size and magnitude.max() > FLOAT16_MAX:
+        return f"overflows float16 (largest magnitude {magnitude.max():g})"
+    flushed = magnitude[(magnitude > 0) & (magnitude.astype(np.float16) == 0)]
+    if flushed.size:
+        return f"underflows float16 (smallest nonzero magnitude {flushed.min():g})"
+    return None
+
+
 def dtype_name(dtype: Any) -> str | None:
     """The table's name for a numpy dtype (or anything np.dtype takes), or None when the table lacks it.
 

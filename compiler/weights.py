@@ -9,7 +9,7 @@ from .initializers import initialize
 from .keras_names import looks_like_keras, modelc_weight_name
 from .ir import WeightSlot
 from .source import Diagnostic, WeightsError, did_you_mean
-from .types import numpy_dtype
+from .types import float16_misfit, numpy_dtype
 
 NO_WEIGHTS = "no weights: pass --weights FILE, or --init-missing to use random weights"
 
@@ -33,7 +33,8 @@ def bind_weights(slots: list[WeightSlot], path: str | None, seed: int, init_miss
     """Every slot gets an array of its exact shape and dtype; any mismatch is reported by name.
     Returns the arrays and the names of the weights initialized (drawn from `seed`), which no file gave.
 
-    With `cast` (compile --dtype), floating-point weights are converted to the slot's dtype instead.
+    With `cast` (compile --dtype), floating-point weights are converted to the slot's dtype instead, but a
+    weight float16 cannot hold (types.float16_misfit) stays float32.
     Initialized weights are drawn in float64 and rounded, so one seed gives the same weights at any dtype.
     With `require` (run, eval, compare), a model with weights and no file is refused unless `init_missing`:
     predictions or metrics of random weights must be asked for, never a silent default.
@@ -52,7 +53,9 @@ def bind_weights(slots: list[WeightSlot], path: str | None, seed: int, init_miss
                 problems.append(Diagnostic(slot.loc, f"weight '{slot.name}' has shape {list(array.shape)} in "
                                                      f"{path}, expected {list(shape)}"))
             elif cast and array.dtype.kind == "f" and np.dtype(dtype).kind in "fV":
-                array = array.astype(dtype)
+                # what float16 cannot hold stays float32: the driver names it and lowers it mixed-precision
+                keep = dtype == np.float16 and float16_misfit(array) is not None
+                array = array.astype(np.float32 if keep else dtype)
             elif array.dtype != dtype:
                 problems.append(Diagnostic(slot.loc, f"weight '{slot.name}' has dtype {array.dtype} in {path}, "
                                                      f"expected {np.dtype(dtype).name}"))

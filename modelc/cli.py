@@ -4,11 +4,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .compiler.source import ModelcError
 from .compiler.types import FLOAT_DTYPES
+from .runtime.defaults import DEFAULT_CALIBRATION_ROWS
+
+if TYPE_CHECKING:
+    import onnx
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
@@ -39,6 +44,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from .compiler import driver
+    _check_quantize(args)
     program = driver.load_file(args.file)
     if args.dump == "ast":
         for d in program.order:
@@ -48,8 +54,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
         from .compiler.dump import dump_ir
         print(dump_ir(driver.lower_program(program, args.model)))
         return EXIT_OK
-    compiled = driver.compile_for_saving(program, args.model, args.weights, args.seed, args.opset, args.inline,
-                                         args.init_missing, args.dtype)
+    with warnings.catch_warnings(record=True) as caught:  # float16 misfits, each named on one line
+        warnings.simplefilter("always")
+        compiled = driver.compile_for_saving(program, args.model, args.weights, args.seed, args.opset, args.inline,
+                                             args.init_missing, args.dtype, strict_float16=args.strict_float16)
+    for w in caught:
+        _err(f"warning: {w.message}")
     if compiled.initialized:  # random weights are never silent
         n, why = len(compiled.initialized), f"missing from {args.weights}" if args.weights else "no --weights given"
         _err(f"initialized {n} weight{'s' * (n != 1)} from --seed {args.seed} ({why})")
@@ -58,10 +68,36 @@ def cmd_compile(args: argparse.Namespace) -> int:
         import onnx
         print(onnx.printer.to_text(proto))
     out = args.output or str(Path(args.file).with_suffix(".onnx"))
+    if args.quantize:
+        return _save_quantized(args, compiled.with_weights(), out)
     compiled.save(out)
     source = f" from {args.weights}" if args.weights else ""
     print(f"wrote {out} ({len(compiled.slots)} weights{source}, {len(proto.functions)} layer functions, "
           f"opset {proto.opset_import[0].version})")
+    return EXIT_OK
+
+
+def _check_quantize(args: argparse.Namespace) -> None:
+    """compile --quantize's options, refused before anything is compiled."""
+    from .compiler.source import user_error
+    if args.quantize and args.dtype not in (None, "float32"):
+        raise user_error(f"--quantize {args.quantize} quantizes a float32 model; leave out --dtype {args.dtype}")
+    if args.calibrate and args.quantize != "int8-static":
+        raise user_error("--calibrate is for --quantize int8-static (int8 quantizes the weights only: no data)")
+    if args.quantize == "int8-static" and not args.calibrate:
+        raise user_error("--quantize int8-static needs --calibrate DATA: the rows its activation ranges come from")
+
+
+def _save_quantized(args: argparse.Namespace, proto: "onnx.ModelProto", out: str) -> int:
+    """compile --quantize: the runtime quantizes (it needs onnxruntime, imported only here); written atomically,
+    its temporary files in a folder beside the output."""
+    from .compiler import driver
+    from .runtime.quantize import quantize
+    quantized = quantize(proto, args.quantize, args.calibrate, args.calibration_rows,
+                         workdir=str(Path(out).resolve().parent))
+    driver.save_model(quantized, out)
+    rows = f", calibrated on {args.calibration_rows} rows of {args.calibrate}" if args.calibrate else ""
+    print(f"wrote {out} ({args.quantize}{rows}, opset {quantized.opset_import[0].version})")
     return EXIT_OK
 
 
@@ -118,7 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inline", action="store_true", help="one flat graph instead of a function per layer")
     p.add_argument("--dtype", choices=list(FLOAT_DTYPES),
                    help="cast float32 inputs, weights and computation to this dtype")
+    p.add_argument("--strict-float16", action="store_true",
+                   help="with --dtype float16: a weight or constant over float16's range is an error, not kept float32")
     p.add_argument("--dump", choices=["ast", "ir", "onnx"], help="print a stage's output")
+    p.add_argument("--quantize", choices=["int8", "int8-static"],
+                   help="int8 weights of MatMul/Gemm/Conv (dynamic), or weights and activations (static)")
+    p.add_argument("--calibrate", metavar="DATA", help="int8-static: the data whose first rows calibrate it")
+    p.add_argument("--calibration-rows", type=int, default=DEFAULT_CALIBRATION_ROWS, metavar="N",
+                   help=f"int8-static: how many rows of --calibrate (default {DEFAULT_CALIBRATION_ROWS})")
     p.set_defaults(run=cmd_compile)
 
     p = sub.add_parser("summary", help="Keras-style table of layers, output shapes, params")

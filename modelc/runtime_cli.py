@@ -7,7 +7,8 @@ import sys
 import warnings
 from typing import Any
 
-from .runtime.defaults import DEFAULT_BATCH, DEFAULT_FORMAT, DEFAULT_ON_MISSING, ON_MISSING, PREDICTION_FORMATS
+from .runtime.defaults import (DEFAULT_BATCH, DEFAULT_CALIBRATION_ROWS, DEFAULT_FORMAT, DEFAULT_ON_MISSING,
+                               ON_MISSING, PREDICTION_FORMATS)
 from .version import DISTRIBUTION
 
 
@@ -140,7 +141,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
                      rtol=args.rtol, atol=args.atol, batch_size=args.batch_size, max_batches=args.max_batches,
                      target=args.target, metrics=args.metrics, output=args.output,
                      columns=parse_columns(args.columns), layers=args.layers, save_outputs=args.save_outputs,
-                     against=args.against, imports=tuple(args.imports), **_compile_options(args))
+                     against=args.against, imports=tuple(args.imports), calibration_rows=args.calibration_rows,
+                     **_compile_options(args))
     if args.json:
         print(json.dumps(report))
     else:
@@ -159,7 +161,7 @@ def print_comparison(report: dict[str, Any]) -> None:
     console = Console(width=None if sys.stdout.isatty() else 160)
     table = Table(title=escape(f"outputs vs {report['reference']} (rtol {report['rtol']:g}, atol {report['atol']:g})"))
     for column in ("output", "side", "max abs", "max rel", "mean abs", "out of tol", "worst at", "value",
-                   "reference", "NaN", "Inf"):
+                   escape(report["reference"]), "NaN", "Inf"):  # the baseline's value, headed by its label
         table.add_column(column, no_wrap=True)
     for name, per in {**report["outputs"], **{f"layer {k}": v for k, v in report["layers"].items()}}.items():
         for side, s in per.items():
@@ -168,6 +170,8 @@ def print_comparison(report: dict[str, Any]) -> None:
                           f"{s['mean_abs']:.3g}", f"{s['out_of_tolerance']:,} ({s['share_out_of_tolerance']:.3%})",
                           escape(str(worst["index"])), f"{worst['value']:.7g}", f"{worst['reference']:.7g}",
                           str(s["nan"]), str(s["inf"]))
+    for layer, holder in report["same_value_as"].items():  # an identity layer: its input's value, not a copy
+        table.add_row(escape(f"layer {layer}"), escape(f"same value as {holder}"))
     console.print(table)
     timing = Table(title="latency per batch")
     for column in ("side", "p50 ms", "p90 ms", "p99 ms", "rows/s"):
@@ -180,6 +184,9 @@ def print_comparison(report: dict[str, Any]) -> None:
         console.print(escape(f"{side}: " + ", ".join(f"{k} = {v}" for k, v in values.items())))
     if report["first_diverging_layer"]:
         console.print(escape(f"first diverging layer: {report['first_diverging_layer']}"))
+    for side, layer in report["first_nonfinite_layer"].items():
+        if layer:
+            console.print(escape(f"first layer with a NaN or Inf on {side}: {layer}"))
     console.print("verdict: " + ("all sides agree within tolerance" if report["agree"] else "sides DISAGREE"))
 
 
@@ -215,8 +222,13 @@ def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("model", help="a .model or .onnx file")
     p.add_argument("--data", required=True, help=".npz, .npy, .csv or .parquet")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
-    p.add_argument("--providers", default="cpu,reference", help="comma-separated: cpu, cuda, reference")
-    p.add_argument("--variants", help="comma-separated: fp32, fp16, bf16, functions, inline, opsetN (.model only)")
+    p.add_argument("--providers", help="comma-separated: cpu, cuda, reference (default cpu,reference; with "
+                   "--variants, cpu)")
+    p.add_argument("--variants", help="comma-separated: fp32, fp16, bf16, functions, inline, int8, int8-static, "
+                   "opsetN (.model only); "
+                   "every provider runs every variant, each side labelled provider/variant (cpu/fp16)")
+    p.add_argument("--calibration-rows", type=int, default=DEFAULT_CALIBRATION_ROWS, metavar="N",
+                   help=f"int8-static: calibrate on the first N rows of --data (default {DEFAULT_CALIBRATION_ROWS})")
     p.add_argument("--rtol", type=float)
     p.add_argument("--atol", type=float)
     p.add_argument("--max-batches", type=int, help="stop after this many batches")

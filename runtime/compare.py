@@ -17,18 +17,20 @@ import numpy as np
 import onnx
 
 from ..compiler.files import atomic_write
-from ..compiler.source import user_error
+from ..compiler.source import ModelcError, user_error
 from .columns import ColumnPlan, feeds_for, plan_columns
 from .data import NpySource, Source, open_source
-from .defaults import DEFAULT_BATCH
+from .defaults import DEFAULT_BATCH, DEFAULT_CALIBRATION_ROWS
 from .engine import check_batch_size
 from .metrics import Metric, metric_definitions
 from .model import model_inputs
+from .quantize import quantize
 from .session import Session, TensorSpec
 
 VARIANTS = {  # name -> compile options
     "fp32": {}, "fp16": {"dtype": "float16"}, "bf16": {"dtype": "bfloat16"}, "fp64": {"dtype": "float64"},
     "functions": {}, "inline": {"inline": True},
+    "int8": {"quantize": "int8"}, "int8-static": {"quantize": "int8-static"},  # fp32 compiled, then quantize.py
 }
 FP16_TOLERANCE = (1e-2, 1e-3)  # (rtol, atol) when a half-precision variant takes part
 
@@ -96,15 +98,18 @@ def _percentiles(times: list[float]) -> dict[str, float]:
 
 
 def build_sides(model: str, providers: list[str], variants: list[str] | None, layers: bool,
-                compile_options: dict[str, Any]) -> tuple[list[tuple[str, onnx.ModelProto, str]], dict[str, str]]:
-    """(label, proto, provider) per side, and {graph value: layer path} for --layers."""
+                compile_options: dict[str, Any]) -> tuple[list[tuple[str, onnx.ModelProto, str]], dict[str, str],
+                                                          dict[str, str]]:
+    """(label, proto, provider) per side; for --layers {graph value: layer path} and, for a layer whose
+    output is an earlier layer's value (an identity layer: dropout), {layer path: that earlier layer}."""
     is_source = str(model).endswith(".model")
     if (variants or layers) and not is_source:
         raise user_error("--variants and --layers need a .model file (they recompile it)")
     layer_of: dict[str, str] = {}
+    same_value: dict[str, str] = {}
     if not is_source:
         proto = onnx.load(str(model))
-        return [(p, proto, p) for p in providers], layer_of
+        return [(p, proto, p) for p in providers], layer_of, same_value
     from ..compiler import driver
     program = driver.load_file(model)
     name = compile_options.get("model_name")
@@ -113,20 +118,28 @@ def build_sides(model: str, providers: list[str], variants: list[str] | None, la
             "require_weights": True}
     if layers:
         lowered = driver.lower_program(program, name)
-        layer_of = {r.value: r.path for r in lowered.layers if r.value}
+        for r in lowered.layers:  # an identity layer (dropout) holds its input's value: the first holder reports it
+            if r.value in layer_of:
+                same_value[r.path] = layer_of[r.value]
+            elif r.value:
+                layer_of[r.value] = r.path
     if not variants:
         proto = driver.compile_program(program, **base)
-        return [(p, proto, p) for p in providers], layer_of
-    sides = []
+        return [(p, proto, p) for p in providers], layer_of, same_value
+    protos = {}
     for v in variants:
         if v in VARIANTS:
             options = VARIANTS[v]
         elif v.startswith("opset") and v[5:].isdigit():
             options = {"opset": int(v[5:])}
         else:
-            raise user_error(f"unknown variant '{v}'; use fp32, fp16, bf16, fp64, functions, inline or opsetN")
-        sides.append((v, driver.compile_program(program, **base, **options), providers[0]))
-    return sides, layer_of
+            raise user_error(f"unknown variant '{v}'; use fp32, fp16, bf16, fp64, functions, inline, int8, "
+                             "int8-static or opsetN")
+        protos[v] = driver.compile_program(program, **base, **{k: o for k, o in options.items() if k != "quantize"})
+        if "quantize" in options:  # int8: the fp32 model quantized, calibrated on --data (quantize.py)
+            protos[v] = quantize(protos[v], options["quantize"], **compile_options.get("calibration", {}))
+    # the full cross product: every provider runs every variant, compiled once
+    return [(f"{p}/{v}", protos[v], p) for p in providers for v in variants], layer_of, same_value
 
 
 def compare(model: str, data: str, *, providers: list[str] | None = None, variants: list[str] | None = None,
@@ -134,8 +147,9 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
             max_batches: int | None = None, target: str | None = None, metrics: list[str] | None = None,
             output: str | None = None, columns: dict[str, list[str]] | None = None, layers: bool = False,
             save_outputs: str | None = None, against: str | None = None, imports: tuple[str, ...] = (),
-            **compile_options: Any) -> dict[str, Any]:
-    providers = providers or ["cpu", "reference"]
+            calibration_rows: int = DEFAULT_CALIBRATION_ROWS, **compile_options: Any) -> dict[str, Any]:
+    # variants are compared on cpu unless --providers names more: each provider runs each variant (cross product)
+    providers = providers or (["cpu"] if variants else ["cpu", "reference"])
     check_batch_size(batch_size)
     if max_batches is not None and max_batches < 1:
         raise user_error(f"--max-batches must be at least 1, got {max_batches}")
@@ -143,10 +157,12 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
         half = any(v in ("fp16", "bf16") for v in variants or [])
         default = FP16_TOLERANCE if half else (1e-4, 1e-5)
         rtol, atol = (default[0] if rtol is None else rtol), (default[1] if atol is None else atol)
-    specs, layer_of = build_sides(model, providers, variants, layers, compile_options)
+    calibration = {"calibrate": data, "rows": calibration_rows, "columns": columns, "target": target}  # int8-static
+    specs, layer_of, same_value = build_sides(model, providers, variants, layers,
+                                              {**compile_options, "calibration": calibration})
     if len(specs) + (1 if against else 0) < 2:
         raise user_error("compare needs two sides: several --providers, several --variants, or --against DIR")
-    sides = [Side(label, Session(proto, provider)) for label, proto, provider in specs]
+    sides = [Side(label, _session(label, proto, provider)) for label, proto, provider in specs]
     inputs = model_inputs(specs[0][1])
     source = open_source(str(data))
     if target is not None and isinstance(source, NpySource):
@@ -164,11 +180,19 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
     if run.rows == 0:  # agreeing on nothing must not pass a gate
         raise user_error(f"{data} has no rows to compare")
     reference_label = f"golden:{against}" if golden is not None else sides[0].label
-    report = _report(sides, run.compared, run.stats, layer_of, reference_label, run.rows, run.batches, rtol, atol,
-                     task_output)
+    report = _report(sides, run.compared, run.stats, layer_of, same_value, reference_label, run.rows, run.batches,
+                     rtol, atol, task_output)
     if save_outputs:
         _save(save_outputs, sides, run.saved_inputs, report)
     return report
+
+
+def _session(label: str, proto: onnx.ModelProto, provider: str) -> Session:
+    """The side's session; a provider that cannot run a variant (bf16 on cpu) is named with the side."""
+    try:
+        return Session(proto, provider)
+    except ModelcError as e:
+        raise user_error(f"compare side {label}: {e.diagnostics[0].message}") from None
 
 
 def _metric_definitions(model: str, imports: tuple[str, ...]) -> dict[str, Any]:
@@ -231,15 +255,15 @@ class Comparison:
         return result
 
 
-def _report(sides: list[Side], compared: list[Side], stats: dict, layer_of: dict[str, str], reference: str,
-            rows: int, batches: int, rtol: float, atol: float, task_output: str | None) -> dict[str, Any]:
+def _report(sides: list[Side], compared: list[Side], stats: dict, layer_of: dict[str, str],
+            same_value: dict[str, str], reference: str, rows: int, batches: int, rtol: float, atol: float,
+            task_output: str | None) -> dict[str, Any]:
     outputs = {o: {label: s.as_dict() for label, s in per.items()} for o, per in stats.items()}
     agree = all(s["out_of_tolerance"] == 0 for per in outputs.values() for s in per.values())
-    diverging = None
-    for value, path in layer_of.items():  # layers in graph order: the first one out of tolerance
-        if value in outputs and any(s["out_of_tolerance"] for s in outputs[value].values()):
-            diverging = path
-            break
+    diverging = _first_layer(outputs, layer_of, lambda s: s["out_of_tolerance"] > 0)
+    nonfinite = {side.label: _first_layer({v: {side.label: per[side.label]} for v, per in outputs.items()
+                                           if side.label in per}, layer_of, lambda s: s["nan"] + s["inf"] > 0)
+                 for side in compared}
     model_outputs = {o: v for o, v in outputs.items() if o not in layer_of}
     metrics = {s.label: {m.spec: m.result() for m in s.metrics} for s in sides if s.metrics}
     metric_diff = {}
@@ -252,11 +276,21 @@ def _report(sides: list[Side], compared: list[Side], stats: dict, layer_of: dict
         "sides": [s.label for s in sides],
         "outputs": model_outputs,
         "layers": {layer_of[v]: outputs[v] for v in layer_of if v in outputs} if layer_of else {},
+        "same_value_as": same_value,  # identity layers: no output of their own, so no row of their own
         "first_diverging_layer": diverging,
+        "first_nonfinite_layer": nonfinite,  # per side: the first layer with a NaN or an Inf (with --layers)
         "latency": {s.label: {**_percentiles(s.times),
                               "rows_per_second": rows / sum(s.times) if sum(s.times) else 0.0} for s in sides},
         "metrics": metrics, "metric_differences": metric_diff, "task_output": task_output,
     }
+
+
+def _first_layer(outputs: dict, layer_of: dict[str, str], hit: Any) -> str | None:
+    """The first layer, in graph order, one of whose sides' statistics `hit` selects; None if none does."""
+    for value, path in layer_of.items():
+        if value in outputs and any(hit(s) for s in outputs[value].values()):
+            return path
+    return None
 
 
 def _difference(a: Any, b: Any) -> Any:

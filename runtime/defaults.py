@@ -10,3 +10,4 @@ ON_MISSING = {  # --on-missing: what becomes of a row with a missing input or ta
     "keep": "pass the value on as NaN",
 }
 DEFAULT_ON_MISSING = "error"
+DEFAULT_CALIBRATION_ROWS = 256                        # rows int8-static calibrates on (compile, compare)

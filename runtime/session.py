@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,17 @@ def refuse_what_the_reference_ignores(model: onnx.ModelProto) -> None:
                              "wrong numbers; run this model with --provider cpu or cuda")
 
 
+def _load_failure(provider: str, message: str) -> str:
+    """onnxruntime's NOT_IMPLEMENTED (no kernel for an op with these types: bfloat16 on cpu) in the user's words."""
+    missing = re.search(r"NOT_IMPLEMENTED : Could not find an implementation for (\w+)\((\d+)\) node with name "
+                        r"'([^']*)'", message)
+    if missing is None:
+        return f"onnxruntime could not load the model on {provider}: {message}"
+    op, version, node = missing.groups()
+    return (f"provider '{provider}' cannot run this model: onnxruntime has no {provider} kernel for {op} "
+            f"(opset {version}, node '{node}') with its tensor types; use another provider or precision")
+
+
 class Session:
     """`run(feeds) -> {name: array}` on the provider asked for, or a clear error; never a silent fall-back."""
 
@@ -75,7 +87,7 @@ class Session:
         try:
             self._ort = ort.InferenceSession(model.SerializeToString(), options, providers=chosen)
         except Exception as e:  # onnxruntime raises its own exception types
-            raise user_error(f"onnxruntime could not load the model on {provider}: {e}") from None
+            raise user_error(_load_failure(provider, str(e))) from None
         if self._ort.get_providers()[0] != wanted:  # onnxruntime falls back silently: refuse
             raise user_error(f"provider '{provider}' did not load (onnxruntime chose "
                                                f"{self._ort.get_providers()})")

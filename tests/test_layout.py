@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, set[str]]] = [
                                 "runtime.partitions",
                                 "runtime.finalize", "runtime.prelude", "runtime.metrics", "runtime.writers",
                                 "runtime"}),
-    ("model", {"runtime.model"}),
+    ("model", {"runtime.model", "runtime.quantize"}),
     ("tasks", {"runtime.tasks", "runtime.report"}),
     ("engines", {"runtime.engine_dask", "runtime.dask_worker", "runtime.engine", "runtime.compare"}),
     ("command line", {"modelc.api", "modelc.cli", "modelc.runtime_cli", "modelc.__main__", "modelc"}),
