@@ -10,7 +10,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -170,18 +170,25 @@ def _prepare(job: EvalJob, batch: Batch) -> PreparedBatch:
     return n, feeds, extra, (nan_rows(feeds), nan_rows({"y_true": extra["y_true"]}))
 
 
-def screened(job: EvalJob | RunJob, located: Iterable[Located], tally: Tally) -> Iterable[Batch]:
-    """The batches after --on-missing, rows left out counted in `tally`."""
+def screened(job: EvalJob | RunJob, located: Iterable[Located]) -> Iterator[tuple[Batch, int]]:
+    """The batches after --on-missing, each with the rows it left out. The count travels with its batch (not
+    into the tally from the prefetch thread), so a checkpoint counts exactly the batches merged before it."""
+    pending = [0]
+
     def skipped(n: int) -> None:
-        tally.missing_rows += n
-    return screen(located, job.plan.checked(), job.on_missing, skipped)
+        pending[0] += n
+    for batch in screen(located, job.plan.checked(), job.on_missing, skipped):
+        left_out, pending[0] = pending[0], 0
+        yield batch, left_out
 
 
 def evaluate_batches(job: EvalJob, runner: Runner, located: Iterable[Located], tally: Tally,
                      on_batch: OnBatch | None = None) -> Tally:
     """The eval loop: each batch's states from the runner, merged into `tally`. The host-side work of the next
     batch runs in a prefetch thread beside the model; `on_batch(states, rows)` sees each batch once merged."""
-    for n, feeds, extra, (nan_inputs, nan_targets) in prefetch(_prepare(job, b) for b in screened(job, located, tally)):
+    prepared = ((_prepare(job, b), left_out) for b, left_out in screened(job, located))
+    for (n, feeds, extra, (nan_inputs, nan_targets)), left_out in prefetch(prepared):
+        tally.missing_rows += left_out
         if n == 0:
             continue
         states = runner.states(feeds, extra)
@@ -203,7 +210,8 @@ def predict_batches(job: RunJob, runner: Runner, located: Iterable[Located], out
     with tempfile.TemporaryDirectory(dir=folder, prefix=".modelc-run-") as scratch:
         raw = RawColumns(scratch)
         try:
-            for batch in screened(job, located, tally):
+            for batch, left_out in screened(job, located):
+                tally.missing_rows += left_out
                 if not batch or not len(next(iter(batch.values()))):
                     continue
                 result = runner.predict(feeds_for(batch, job.plan, job.inputs), job.names)
