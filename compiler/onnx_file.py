@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .source import user_error
-from .summary import human_size, render_text
+from .summary import human_size, render_text, size_of
 from .types import DTYPES, show_shape
 
 if TYPE_CHECKING:
@@ -36,10 +36,7 @@ def value_type(v: "onnx.ValueInfoProto") -> str:
 
 
 def count(row: dict[str, Any]) -> int:
-    n = 1
-    for d in row["shape"]:
-        n *= d
-    return n
+    return size_of(row["shape"])
 
 
 def layer_rows(proto: "onnx.ModelProto", local: set[tuple[str, str]]) -> dict[str, tuple[str, set[str]]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 from . import ir
@@ -36,11 +37,13 @@ def render_text(*items: Any) -> str:
     return buf.getvalue().rstrip()
 
 
+def size_of(shape: Any) -> int:
+    """Elements of a known shape: the parameter count of a weight, in .model and .onnx summaries alike."""
+    return math.prod(int(d) for d in shape)
+
+
 def _count(w: ir.WeightSlot) -> int:
-    n = 1
-    for d in w.type.shape:
-        n *= int(d)  # type: ignore[arg-type]
-    return n
+    return size_of(w.type.shape)
 
 
 def human_size(n: int) -> str:

@@ -87,6 +87,11 @@ class NpySource(Source):
         return NpyTable(self)
 
 
+def nan_row_mask(values: np.ndarray) -> np.ndarray:
+    """Rows of a float array [rows, ...] with a NaN anywhere in them."""
+    return np.isnan(values.reshape(len(values), -1)).any(axis=1)
+
+
 def _read_rows(f: Any, rows: int, shape: tuple[int, ...], dtype: np.dtype, path: str) -> np.ndarray:
     """The next `rows` rows of a C-ordered array of `shape`, read straight into a new array (one copy).
     One read returns at most about 2 GB on Linux: read until the array is full."""

@@ -7,7 +7,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from ..compiler.source import user_error
-from .data import Batch, Located, not_a_number
+from .data import Batch, Located, nan_row_mask, not_a_number
 from .defaults import ON_MISSING
 
 
@@ -21,7 +21,7 @@ def check_policy(policy: str) -> str:
 def _missing(values: np.ndarray, path: str, first_row: int, column: str) -> np.ndarray | None:
     """Rows whose cell is missing; a text cell that is not a number is an error, by row and value."""
     if values.dtype.kind == "f":
-        return np.isnan(values.reshape(len(values), -1)).any(axis=1)
+        return nan_row_mask(values)
     if values.dtype.kind != "O":
         return None
     missing = np.fromiter((v is None for v in values), bool, len(values))

@@ -17,7 +17,7 @@ import numpy as np
 from ..compiler.source import ModelcError, user_error
 from ..compiler.states import merge_states
 from .columns import ColumnPlan, feeds_for, plan_columns, require_column
-from .data import Batch, Located, Source, prefetch
+from .data import Batch, Located, Source, nan_row_mask, prefetch
 from .defaults import DEFAULT_ON_MISSING
 from .missing import screen
 from .metrics import MetricSet, metric_definitions
@@ -94,7 +94,7 @@ def nan_rows(feeds: dict[str, np.ndarray]) -> int:
     rows = None
     for v in feeds.values():
         if v.dtype.kind == "f" and v.size:
-            bad = np.isnan(v).reshape(len(v), -1).any(axis=1)
+            bad = nan_row_mask(v)
             rows = bad if rows is None else rows | bad
     return int(rows.sum()) if rows is not None else 0
 
