@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check dist bench bench-env clean gpu cpu
+.PHONY: demo test check dist bench bench-env clean gpu cpu parser
 
 # RUNTIME=cpu (default) installs onnxruntime; RUNTIME=gpu installs onnxruntime-gpu instead.
 RUNTIME ?= cpu
@@ -60,6 +60,10 @@ bench-env: $(STAMP)
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install --quiet torch==2.13.0 torchmetrics keras jax onnx onnxscript numpy
 	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[cpu]"
+
+# grammar/model_parser.py, the parser generated from grammar/model.lark (tests/test_parser_build.py says when stale)
+parser: $(STAMP)
+	$(BIN)/python -m modelc.grammar.generate_parser
 
 clean:
 	rm -rf out .pytest_cache dist build

@@ -1,14 +1,15 @@
-"""Parser for grammar/model.lark: Lark (LALR) tree -> compiler/nodes.py AST."""
+"""Parser for grammar/model.lark: Lark (LALR) tree -> compiler/nodes.py AST.
+
+The parser is grammar/model_parser.py, generated from model.lark by Lark's standalone tool (nothing is built,
+cached or unpickled at start-up); its tree, token and error classes are the generated module's own."""
 from __future__ import annotations
 
 import re
 from functools import lru_cache
 from typing import Any
 
-from lark import Lark, Token, Tree, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.exceptions import VisitError
-from lark.visitors import Transformer_NonRecursive
-
+from ..grammar.model_parser import (Lark, Lark_StandAlone, Token, Transformer_NonRecursive, Tree,
+                                    UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError)
 from . import nodes as N
 from .source import Diagnostic, Span, SyntaxErrorDiag
 from .types import INT64_MAX
@@ -56,10 +57,7 @@ def describe_expected(terminals: set[str]) -> str:
 
 @lru_cache(maxsize=1)
 def parser() -> Lark:
-    return Lark.open_from_package(
-        "modelc.grammar", "model.lark", parser="lalr", lexer="contextual", start=["start", "metric_spec"],
-        propagate_positions=True, maybe_placeholders=True, cache=True,
-    )
+    return Lark_StandAlone()
 
 
 def span_of(file: str, item: Any) -> Span:

@@ -17,7 +17,7 @@ PACKAGES = {"modelc": "modelc", "modelc.grammar": "grammar", "modelc.compiler": 
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundations", {"compiler.source", "compiler.files", "compiler.nodes", "compiler.types", "compiler.ir",
                      "compiler.values", "compiler.arguments", "compiler.numpy_ops", "compiler.keras_names", "grammar",
-                     "modelc.version"}),
+                     "modelc.version", "grammar.model_parser", "grammar.generate_parser"}),
     ("tables", {"compiler.builder", "compiler.operators", "compiler.functions", "compiler.initializers",
                 "compiler.layers_base", "compiler.layers_spatial",
                 "compiler.layers", "compiler.layers_norm", "compiler.layers_conv", "compiler.layers_pool",
@@ -37,6 +37,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("command line", {"modelc.api", "modelc.cli", "modelc.runtime_cli", "modelc.__main__", "modelc"}),
 ]
 MAX_FUNCTION_LINES = 60
+# Written by a tool (Lark's standalone generator: its own code and the grammar's tables), not by hand.
+GENERATED = {"grammar/model_parser.py"}
 
 
 def source_files() -> dict[str, Path]:
@@ -138,6 +140,8 @@ def test_relative_imports_resolve_as_the_package_maps_them(tmp_path):
 def test_functions_are_short():
     long = []
     for path in source_files().values():
+        if str(path.relative_to(ROOT)) in GENERATED:
+            continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
@@ -152,5 +156,6 @@ def test_nothing_is_written_twice_outside_tests():
                          text=True, timeout=300).stdout
     rows = [line for line in out.splitlines() if line.startswith("D")]
     pairs = [r for r in rows if not all(side.strip().startswith("tests/")
-                                        for side in r.split(" ", 1)[1].split(" ~ "))]
+                                        for side in r.split(" ", 1)[1].split(" ~ "))
+             and not any(side.strip().split(":")[0] in GENERATED for side in r.split(" ", 1)[1].split(" ~ "))]
     assert not pairs, "\n".join(pairs)
