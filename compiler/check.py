@@ -7,7 +7,7 @@ MAX_ERRORS. Shape and dtype checks need hyperparameter values and run in lower.p
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 from . import nodes as N
 from .nodes import MAX_REPEAT
@@ -52,6 +52,11 @@ class Checker:
 
     def report(self, loc: Span | None, message: str) -> None:
         self.diagnostics.append(Diagnostic(loc, message))
+
+    def suggest(self, name: str, candidates: Callable[[], Iterable[str]]) -> str:
+        """"did you mean" for the diagnostics shown (the first MAX_ERRORS): past them, no work at all, so that
+        thousands of undefined names cost linear time, not a comparison with every name in scope each."""
+        return did_you_mean(name, candidates()) if len(self.diagnostics) < MAX_ERRORS else ""
 
     def check(self, definitions: Iterable[N.Definition]) -> list[Diagnostic]:
         for d in definitions:
@@ -188,7 +193,7 @@ class Checker:
             self.report(loc, f"{name}() runs only on the merged states: use it after a metric's states, "
                              "in its return or a statement that reads a state")
         else:
-            self.report(loc, f"undefined name '{name}'{did_you_mean(name, [*scope, *self.globals])}")
+            self.report(loc, f"undefined name '{name}'{self.suggest(name, lambda: [*scope, *self.globals])}")
 
     def parameters_of(self, callee: str) -> list[str] | None:
         """The keywords a call of `callee` may take, or None when that depends on a value (a layer hparam)."""
@@ -279,7 +284,8 @@ class Checker:
             self.report(node.loc, f"'{node.id}' is not known after the states; a return reads states and "
                                   "hyperparameters")
         else:
-            self.report(node.loc, f"undefined name '{node.id}'{did_you_mean(node.id, [*final_scope, *FINAL_GLOBALS])}")
+            hint = self.suggest(node.id, lambda: [*final_scope, *FINAL_GLOBALS])
+            self.report(node.loc, f"undefined name '{node.id}'{hint}")
 
     def check_final_call(self, node: N.Call, final_scope: set[str], scope: dict[str, Span]) -> None:
         name = node.func.id if isinstance(node.func, N.Name) and node.func.id not in final_scope else None

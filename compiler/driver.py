@@ -11,6 +11,7 @@ from ..version import __version__
 from . import ir
 from . import nodes as N
 from .check import check_definitions
+from .limits import SourceRefused, read_source
 from .lower import Lowerer, source_hash
 from .parse import parse_text
 from .source import MAX_ERRORS, CheckError, Diagnostic, ModelcError, SourceFiles, did_you_mean, user_error
@@ -60,7 +61,9 @@ def load_file(path: str | os.PathLike) -> LoadedProgram:
     """`load_source` of a file: the model file, an --import, a metric file."""
     path = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_source(path)
+    except SourceRefused as e:
+        raise user_error(f"cannot read {path}: it is {e}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise user_error(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
     return load_source(text, path)
@@ -94,11 +97,13 @@ def _load(program: LoadedProgram, file: str, text: str, stack: list[str]) -> Non
 
 def _read_import(program: LoadedProgram, imp: N.Import, target: str) -> str:
     try:
-        return Path(target).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        return read_source(target)
+    except (OSError, UnicodeDecodeError, SourceRefused) as e:
         why = (f"{target} is a folder, not a .model file" if Path(target).is_dir()
+               else f"{target} is {e}" if isinstance(e, SourceRefused)
                else f"{target} is not UTF-8 text" if isinstance(e, UnicodeDecodeError)
-               else f"no such file {target}")
+               else f"no such file {target}" if isinstance(e, FileNotFoundError)
+               else f"{target}: {e.strerror or e}")
         raise ModelcError(program.files.attach([Diagnostic(imp.loc, f"cannot import '{imp.path}': {why}")])) \
             from None
 

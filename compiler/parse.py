@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterator
 
-from ..grammar.model_parser import (Lark, Lark_StandAlone, Token, Transformer_NonRecursive, Tree,
+from ..grammar.model_parser import (Lark, Lark_StandAlone, PostLex, Token, Transformer_NonRecursive, Tree,
                                     UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError)
 from . import nodes as N
+from .limits import TOKENS
 from .source import Diagnostic, Span, SyntaxErrorDiag
 from .types import INT64_MAX
 
@@ -55,9 +56,30 @@ def describe_expected(terminals: set[str]) -> str:
     return "one of " + ", ".join(items)
 
 
+class TooManyTokens(Exception):
+    """Raised by TokenBudget at the first token past the limit; _parse turns it into a diagnostic."""
+
+    def __init__(self, token: Token, limit: int):
+        super().__init__(token)
+        self.token, self.limit = token, limit
+
+
+class TokenBudget(PostLex):
+    """Stops a parse at the TOKENS limit, before the tree and the AST (about 700 bytes a token) outgrow memory."""
+
+    always_accept = ()
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        limit = TOKENS.value()
+        for count, token in enumerate(stream, 1):
+            if count > limit:
+                raise TooManyTokens(token, limit)
+            yield token
+
+
 @lru_cache(maxsize=1)
 def parser() -> Lark:
-    return Lark_StandAlone()
+    return Lark_StandAlone(postlex=TokenBudget())
 
 
 def span_of(file: str, item: Any) -> Span:
@@ -249,8 +271,8 @@ def _unquote(tok: Token, file: str) -> str:
 
 
 def _check_int(tok: Token, span: Span) -> int:
-    """An integer literal must fit ONNX's int64."""
-    value = int(tok)
+    """An integer literal must fit ONNX's int64 (its digits counted first: int() refuses 4,300 of them)."""
+    value = int(tok) if len(tok.lstrip("0")) <= 20 else INT64_MAX + 1
     if value > INT64_MAX:
         raise _fail(span, f"integer {tok} is too large; the largest is {INT64_MAX}")
     return value
@@ -359,6 +381,9 @@ def _parse(text: str, file: str, start: str) -> Any:
         tree = parser().parse(text, start=start)
     except UnexpectedInput as err:
         raise SyntaxErrorDiag(syntax_diagnostic(err, file, text)) from None
+    except TooManyTokens as err:
+        raise _fail(span_of(file, err.token), f"too many tokens: this one is past "
+                                              f"{TOKENS.describe(err.limit, 'a source file')}") from None
     deep = _tree_too_deep(tree, file)
     if deep is not None:
         raise _fail(deep, f"expression nested too deeply (more than {MAX_DEPTH} levels)")

@@ -9,6 +9,10 @@ from .keras_names import keras_suggestion
 
 
 MAX_ERRORS = 20  # diagnostics reported at most per file: the rest are most often consequences of these
+# A diagnostic stays short whatever the file: a long line is quoted around the caret, a long message cut.
+MAX_QUOTE = 200       # characters of the source line shown
+MAX_MESSAGE = 1000    # characters of the message shown
+MAX_SUGGESTED = 100   # a name longer than this gets no "did you mean"
 
 
 @dataclass(frozen=True)
@@ -34,19 +38,31 @@ class Diagnostic:
 
     def render(self) -> str:
         where = f"{self.span}: " if self.span else ""
-        text = f"{where}{self.severity}: {self.message}"
+        message = self.message if len(self.message) <= MAX_MESSAGE else \
+            f"{self.message[:MAX_MESSAGE]}… ({len(self.message) - MAX_MESSAGE:,} more characters)"
+        text = f"{where}{self.severity}: {message}"
         if self.span and self.source_line is not None:
             line = self.source_line.rstrip("\r\n")
             end = self.span.end_col if self.span.end_line == self.span.line else len(line) + 1
-            width = max(1, min(end, len(line) + 1) - self.span.col)
+            shown, col, end = _quote(line, self.span.col, min(end, len(line) + 1))
+            width = max(1, end - col)
             # keep the line's tabs in the indent, so the caret lines up however wide a tab shows
-            indent = "".join(c if c == "\t" else " " for c in line[:self.span.col - 1])
-            indent += " " * (self.span.col - 1 - len(indent))
-            text += f"\n{line}\n{indent}{'^' * width}"
+            indent = "".join(c if c == "\t" else " " for c in shown[:col - 1])
+            indent += " " * (col - 1 - len(indent))
+            text += f"\n{shown}\n{indent}{'^' * width}"
         return text
 
     def __str__(self) -> str:
         return self.render()
+
+
+def _quote(line: str, col: int, end: int) -> tuple[str, int, int]:
+    """The line as quoted (MAX_QUOTE characters from a quarter before the caret, "…" where cut) and the
+    span's columns in it."""
+    first = max(0, min(col - 1 - MAX_QUOTE // 4, len(line) - MAX_QUOTE))
+    shown = ("…" if first else "") + line[first:first + MAX_QUOTE] + ("…" if first + MAX_QUOTE < len(line) else "")
+    shift = first - (first > 0)
+    return shown, col - shift, min(end, first + MAX_QUOTE + 1) - shift
 
 
 class ModelcError(Exception):
@@ -82,9 +98,13 @@ def user_error(message: str) -> ModelcError:
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """The nearest candidate: Keras' word for one first (`BatchNormalization` -> `batch_norm`), then by
     spelling."""
+    if len(name) > MAX_SUGGESTED:
+        return ""
     known = set(candidates)
     if keras := keras_suggestion(name, known):
         return f"; did you mean '{keras}' (Keras' {name})?"
+    # difflib's ratio is 2*matches/(len(a)+len(b)), so 0.6 needs the shorter within 3/7 of the longer's length
+    known = {k for k in known if 3 * max(len(k), len(name)) <= 7 * min(len(k), len(name))}
     match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
     return f"; did you mean '{match[0]}'?" if match else ""
 

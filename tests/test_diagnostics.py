@@ -835,8 +835,9 @@ def test_5000_parentheses_deep_is_fine() -> None:
 
 def test_5000_parentheses_deep_around_an_undefined_name() -> None:
     line = "    return " + "(" * 5000 + "z" + ")" * 5000
+    # a long line is quoted 200 characters wide, the caret a quarter of the way in (issue 13: bounded output)
     assert rendered(MODEL + line + "\n}\n") == (
-        f"t.model:2:5012: error: undefined name 'z'\n{line}\n{' ' * 5011}^")
+        f"t.model:2:5012: error: undefined name 'z'\n…{line[4961:5161]}…\n{' ' * 51}^")
 
 
 @pytest.mark.parametrize("expression", [
@@ -857,17 +858,20 @@ def test_deep_nesting_is_a_diagnostic(expression: str) -> None:
     assert d.span.line == 2 and d.source_line == line
     head, shown, carets = d.render().split("\n")
     assert head == f"t.model:2:{d.span.col}: error: expression nested too deeply (more than 200 levels)"
-    assert shown == line
-    indent, span = carets[:d.span.col - 1], carets[d.span.col - 1:]
-    assert indent == " " * (d.span.col - 1) and span and set(span) == {"^"} and len(carets) <= len(line)
+    # the line is quoted at most 200 characters wide around the caret, "…" marking what is left out
+    assert len(shown.strip("…")) <= 200 and shown.strip("…") in line
+    indent, span = carets[:len(carets) - len(carets.lstrip(" "))], carets.lstrip(" ")
+    assert span and set(span) == {"^"} and len(carets) <= len(shown)
+    assert shown[len(indent)] == line[d.span.col - 1]   # the caret under the span's first character
 
 
 def test_deep_nesting_exactly() -> None:
     line = "    return " + "-" * 5000 + "x"
-    # the 201st level down is the 197th minus sign: the caret runs from it to the end of the expression
+    # the 201st level down is the 197th minus sign: the caret runs from it to the end of the quoted window,
+    # 200 characters of the line from 50 before it
     assert rendered(MODEL + line + "\n}\n") == (
         "t.model:2:208: error: expression nested too deeply (more than 200 levels)\n"
-        f"{line}\n{' ' * 207}{'^' * (len(line) - 207)}")
+        f"…{line[157:357]}…\n{' ' * 51}{'^' * 150}")
 
 
 # --- imports (files in tmp_path) ----------------------------------------------------------------

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import modelc
+from modelc.compiler.source import MAX_QUOTE
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((ROOT / "samples").glob("*.model"))
@@ -50,9 +51,15 @@ def assert_only_diagnostics(text: str, file: str = "t.model") -> list:
         where, line, col = m.group(1), int(m.group(2)), int(m.group(3))
         lines = (text if where == file else Path(where).read_text(encoding="utf-8")).split("\n")
         assert 1 <= line <= len(lines), rendered
-        assert m.group(4) == lines[line - 1].rstrip("\r"), rendered
-        assert 1 <= col <= len(m.group(4)) + 1, rendered
-        assert len(m.group(5)) == col - 1, rendered
+        full, quoted = lines[line - 1].rstrip("\r"), m.group(4)
+        if len(full) <= MAX_QUOTE:
+            assert quoted == full, rendered
+            assert 1 <= col <= len(quoted) + 1, rendered
+            assert len(m.group(5)) == col - 1, rendered
+        else:  # a long line is quoted MAX_QUOTE characters wide, the caret under the span's first character
+            window = quoted.removeprefix("…").removesuffix("…")
+            assert len(window) == MAX_QUOTE and window in full, rendered
+            assert col > len(full) or quoted[len(m.group(5))] == full[col - 1], rendered
     return diagnostics
 
 
