@@ -5,8 +5,9 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 from . import ir
+from .limits import WEIGHTS_SIZE, format_size
 from .source import Span, error
-from .types import TensorType, float16_misfit
+from .types import DTYPES, TensorType, float16_misfit
 
 
 class BlockBuilder:
@@ -28,6 +29,8 @@ class BlockBuilder:
         self.keep32: frozenset[str] = frozenset()
         self.misfits: list[tuple[str, str]] = []
         self._wide: set[str] = set()
+        self.max_weights: int | None = None     # the model's builder: the weights' budget in bytes (limits.py)
+        self.weight_bytes = 0
 
     # --- names -------------------------------------------------------------
     def _unique(self, base: str, taken: set[str]) -> str:
@@ -145,12 +148,27 @@ class BlockBuilder:
         slot = self._weights.get(path)
         if slot is None:
             slot = ir.WeightSlot(path, held, init, loc)
+            self._count_bytes(slot)
             self._weights[path] = slot
             self.block.weights.append(slot)
             self._by_instance.setdefault(path.split(".", 1)[0], []).append(slot)
         elif slot.type != held:
             raise error(loc, f"shared weight '{path}' is {slot.type}, but this application needs {type}")
         return ir.Value(path, type)
+
+    def _count_bytes(self, slot: ir.WeightSlot) -> None:
+        """Refuse the weight that takes the model past its budget, before any is built (check says what
+        compile could not hold)."""
+        if self.max_weights is None:
+            return
+        size = DTYPES[slot.type.dtype].itemsize
+        for d in slot.type.shape:
+            size *= d if isinstance(d, int) else 0
+        self.weight_bytes += size
+        if self.weight_bytes > self.max_weights:
+            raise error(slot.loc, f"the model's weights reach {format_size(self.weight_bytes)} with '{slot.name}' "
+                                  f"({slot.type}, {format_size(size)}), over "
+                                  f"{WEIGHTS_SIZE.describe(self.max_weights, 'the weights of a model')}")
 
     def weights_under(self, instance: str) -> list[ir.WeightSlot]:
         """The weights of one top-level instance (kept per instance: a scan would make summaries quadratic)."""

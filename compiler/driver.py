@@ -30,6 +30,7 @@ class LoadedProgram:
     files: SourceFiles = field(default_factory=SourceFiles)
     definitions: dict[str, N.Definition] = field(default_factory=dict)
     order: list[N.Definition] = field(default_factory=list)
+    max_weights: int | str | None = None   # its models' weights budget (--max-weights-size); None: the default
 
     @property
     def models(self) -> list[N.Definition]:
@@ -120,7 +121,7 @@ def check_shapes(program: LoadedProgram, models: list[N.Definition] | None = Non
     diagnostics: list[Diagnostic] = []
     for model in program.models if models is None else models:
         try:
-            result = Lowerer(program.definitions).lower_model(model)
+            result = Lowerer(program.definitions, max_weights=program.max_weights).lower_model(model)
             if lowered is not None:
                 lowered[model.name] = result
         except CheckError as e:
@@ -160,7 +161,8 @@ def lower_program(program: LoadedProgram, model: str | None = None, dtype: str |
     if d is None:
         d = select_model(program, model)  # reports "defines no model"
     try:
-        lowered = kept[d.name] if d.name in kept else Lowerer(program.definitions, dtype, opset, keep32).lower_model(d)
+        lowered = kept[d.name] if d.name in kept else \
+            Lowerer(program.definitions, dtype, opset, keep32, program.max_weights).lower_model(d)
     except CheckError as e:
         raise CheckError(program.files.attach(e.diagnostics)) from None
     lowered.source_hash = program.hash()

@@ -40,6 +40,7 @@ class Limit:
     env: str        # the environment variable that overrides the default
     default: int
     unit: str       # "bytes" (written as a size) or what is counted
+    option: str = ""   # the command-line option that overrides both, if any
 
     def value(self, given: int | str | None = None) -> int:
         """`given` (an option or keyword), else the environment variable, else the default."""
@@ -51,19 +52,20 @@ class Limit:
         try:
             return parse_size(text) if self.unit == "bytes" else int(text)
         except ValueError as e:
-            where = self.env if given is None else "the limit"
+            where = self.env if given is None else (self.option.lstrip("-").replace("-", "_") or "the limit")
             raise user_error(f"{where}: {e}") from None
 
     def describe(self, value: int, what: str) -> str:
         """`the 16 MB limit on a source file (raise it with MODELC_MAX_SOURCE_SIZE)`"""
         shown = format_size(value) if self.unit == "bytes" else f"{value:,}-{self.unit.rstrip('s')}"
-        return f"the {shown} limit on {what} (raise it with {self.env})"
+        return f"the {shown} limit on {what} (raise it with {self.option + ' or ' if self.option else ''}{self.env})"
 
 
 SOURCE_SIZE = Limit("MODELC_MAX_SOURCE_SIZE", 16 * 10**6, "bytes")
 # A token costs about 700 bytes while the tree and the AST are built; the prelude has 1,247 tokens.
 TOKENS = Limit("MODELC_MAX_TOKENS", 200_000, "tokens")
-WEIGHTS_SIZE = Limit("MODELC_MAX_WEIGHTS_SIZE", 16 * 10**9, "bytes")
+# What `compile` holds in memory at once: `check` refuses a model whose weights would not fit.
+WEIGHTS_SIZE = Limit("MODELC_MAX_WEIGHTS_SIZE", 16 * 10**9, "bytes", "--max-weights-size")
 
 
 class SourceRefused(ValueError):

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import ir
 from . import nodes as N
+from .limits import WEIGHTS_SIZE
 from .nodes import MAX_REPEAT
 from .arguments import bind_arguments
 from .builder import BlockBuilder
@@ -43,8 +44,10 @@ def canonical(v: Any) -> Any:
 
 class Lowerer:
     def __init__(self, definitions: dict[str, N.Definition], float_dtype: str | None = None,
-                 opset: int | None = None, keep32: frozenset[str] = frozenset()):
+                 opset: int | None = None, keep32: frozenset[str] = frozenset(),
+                 max_weights: int | str | None = None):
         self.definitions = definitions
+        self.max_weights = WEIGHTS_SIZE.value(max_weights)   # bytes; None: MODELC_MAX_WEIGHTS_SIZE or 16 GB
         self.keep32 = keep32            # weight paths float16 cannot hold, kept float32 (builder.py)
         self.misfits: list[tuple[str, str]] = []
         self.opset = opset              # compile --opset, for lowerings that pick ops by it; None: the default
@@ -60,7 +63,7 @@ class Lowerer:
     def lower_model(self, d: N.Definition) -> ir.Model:
         inputs = [ir.Value(p.name, self.model_input_type(p)) for p in d.inputs]
         b = self.main = BlockBuilder(d.name, inputs, d.loc, self.opset)
-        b.keep32, b.misfits = self.keep32, self.misfits
+        b.keep32, b.misfits, b.max_weights = self.keep32, self.misfits, self.max_weights
         env = Env({v.name: v for v in inputs})
         diagnostics: list[Diagnostic] = []
         returned = self.run_body(d, env, b, diagnostics)

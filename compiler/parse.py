@@ -274,7 +274,8 @@ def _check_int(tok: Token, span: Span) -> int:
     """An integer literal must fit ONNX's int64 (its digits counted first: int() refuses 4,300 of them)."""
     value = int(tok) if len(tok.lstrip("0")) <= 20 else INT64_MAX + 1
     if value > INT64_MAX:
-        raise _fail(span, f"integer {tok} is too large; the largest is {INT64_MAX}")
+        shown = tok if len(tok) <= 30 else f"{tok[:20]}… ({len(tok):,} digits)"
+        raise _fail(span, f"integer {shown} is too large; the largest is {INT64_MAX}")
     return value
 
 

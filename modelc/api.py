@@ -14,44 +14,53 @@ __all__ = ["compile_file", "compile_source", "check_file", "check_source", "para
            "Diagnostic", "ModelcError"]
 
 
-def check_source(text: str, file: str = "<string>") -> list[Diagnostic]:
+def _budgeted(program: driver.LoadedProgram, max_weights_size: int | str | None) -> driver.LoadedProgram:
+    """The program with its weights' budget: bytes or a size such as "64GB" (None: MODELC_MAX_WEIGHTS_SIZE
+    or 16 GB), as --max-weights-size gives it."""
+    program.max_weights = max_weights_size
+    return program
+
+
+def check_source(text: str, file: str = "<string>", max_weights_size: int | str | None = None) -> list[Diagnostic]:
     """Parse and check; returns every diagnostic (empty when the program is fine)."""
     try:
-        return driver.check_shapes(driver.load_source(text, file))
+        return driver.check_shapes(_budgeted(driver.load_source(text, file), max_weights_size))
     except ModelcError as e:
         return e.diagnostics
 
 
-def check_file(path: str | os.PathLike) -> list[Diagnostic]:
+def check_file(path: str | os.PathLike, max_weights_size: int | str | None = None) -> list[Diagnostic]:
     try:
-        return driver.check_shapes(driver.load_file(path))
+        return driver.check_shapes(_budgeted(driver.load_file(path), max_weights_size))
     except ModelcError as e:
         return e.diagnostics
 
 
 def compile_source(text: str, file: str = "<string>", model: str | None = None, weights: str | None = None,
                    seed: int = 0, opset: int | None = None, inline: bool = False,
-                   init_missing: bool = False, dtype: str | None = None) -> "onnx.ModelProto":
+                   init_missing: bool = False, dtype: str | None = None,
+                   max_weights_size: int | str | None = None) -> "onnx.ModelProto":
     """Compile .model text to an ONNX ModelProto. Raises ModelcError with diagnostics."""
-    return driver.compile_program(driver.load_source(text, file), model, weights, seed, opset, inline, init_missing,
-                                  dtype)
+    return driver.compile_program(_budgeted(driver.load_source(text, file), max_weights_size), model, weights, seed,
+                                  opset, inline, init_missing, dtype)
 
 
 def compile_file(path: str | os.PathLike, weights: str | None = None, seed: int = 0, opset: int | None = None,
                  inline: bool = False, model: str | None = None, init_missing: bool = False,
-                 dtype: str | None = None, layer_outputs: bool = False) -> "onnx.ModelProto":
+                 dtype: str | None = None, layer_outputs: bool = False,
+                 max_weights_size: int | str | None = None) -> "onnx.ModelProto":
     """Compile a .model file to an ONNX ModelProto.
 
     `dtype="float16"` casts float32 inputs, weights and computation; `layer_outputs=True` makes every
-    top-level layer's output a graph output too.
+    top-level layer's output a graph output too; `max_weights_size` ("64GB", or bytes) is the weights' budget.
 
     >>> import modelc
     >>> proto = modelc.compile_file("samples/housing.model", seed=0)
     >>> [o.name for o in proto.graph.output]
     ['y']
     """
-    return driver.compile_program(driver.load_file(path), model, weights, seed, opset, inline, init_missing,
-                                  dtype, layer_outputs)
+    return driver.compile_program(_budgeted(driver.load_file(path), max_weights_size), model, weights, seed, opset,
+                                  inline, init_missing, dtype, layer_outputs)
 
 
 def save(proto: "onnx.ModelProto", path: str | os.PathLike) -> None:

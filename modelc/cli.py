@@ -26,6 +26,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .compiler import driver
     try:
         program = driver.load_file(args.file)
+        program.max_weights = args.max_weights_size
         diagnostics = driver.check_shapes(program)
     except ModelcError as e:  # a file that does not load (syntax, imports, duplicates)
         program, diagnostics = None, e.diagnostics
@@ -46,6 +47,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from .compiler import driver
     _check_quantize(args)
     program = driver.load_file(args.file)
+    program.max_weights = args.max_weights_size
     if args.dump == "ast":
         for d in program.order:
             print(d)
@@ -133,6 +135,19 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="which model of the file (needed when it holds several)")
 
 
+def _weights_budget(p: argparse.ArgumentParser) -> None:
+    from .compiler.limits import WEIGHTS_SIZE, format_size, parse_size
+
+    def size(text: str) -> int:
+        try:
+            return parse_size(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    p.add_argument("--max-weights-size", type=size, metavar="SIZE",
+                   help=f"refuse a model whose weights exceed SIZE, such as 64GB (default "
+                        f"{format_size(WEIGHTS_SIZE.default)}, or ${WEIGHTS_SIZE.env})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelc", description="Compile .model files to ONNX, run and evaluate them.")
     from . import __version__
@@ -141,12 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="parse and type/shape check; diagnostics only")
     p.add_argument("file")
+    _weights_budget(p)
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("compile", help="compile to ONNX")
     p.add_argument("file")
     p.add_argument("-o", "--output", help="output .onnx (default: FILE with .onnx)")
     _model_options(p)
+    _weights_budget(p)
     p.add_argument("--weights", help=".safetensors or .npz with weights by name")
     p.add_argument("--init-missing", action="store_true", help="initialize weights the file lacks")
     p.add_argument("--seed", type=int, default=0, help="seed of the initializers (default 0)")

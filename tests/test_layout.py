@@ -17,7 +17,7 @@ PACKAGES = {"modelc": "modelc", "modelc.grammar": "grammar", "modelc.compiler": 
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundations", {"compiler.source", "compiler.files", "compiler.nodes", "compiler.types", "compiler.ir",
                      "compiler.values", "compiler.arguments", "compiler.numpy_ops", "compiler.keras_names", "grammar",
-                     "modelc.version", "grammar.model_parser", "grammar.generate_parser"}),
+                     "modelc.version", "grammar.model_parser", "grammar.generate_parser", "compiler.limits"}),
     ("tables", {"compiler.builder", "compiler.operators", "compiler.functions", "compiler.initializers",
                 "compiler.layers_base", "compiler.layers_spatial",
                 "compiler.layers", "compiler.layers_norm", "compiler.layers_conv", "compiler.layers_pool",
