@@ -69,12 +69,25 @@ def make_node(node: ir.Node, rename: dict[str, str], prefix: str) -> onnx.NodePr
     return proto
 
 
+# onnxruntime refuses functions nested deeper than this ("local function call depth 101 exceeds the maximum
+# supported depth of 100"): calls whose functions would nest deeper are expanded inline into the graph.
+MAX_FUNCTION_DEPTH = 100
+
+
 class Emitter:
     def __init__(self, opset: int, inline: bool):
         self.opset = opset
         self.inline = inline
         self.functions: dict[int, onnx.FunctionProto] = {}
         self.function_names: set[str] = set()
+        self.heights: dict[int, int] = {}
+
+    def height(self, block: ir.Block) -> int:
+        """How deep functions nest from a call of this block: 1, plus its deepest call's."""
+        if id(block) not in self.heights:
+            self.heights[id(block)] = 1 + max((self.height(i.block) for i in block.items if isinstance(i, ir.Call)),
+                                              default=0)
+        return self.heights[id(block)]
 
     def opsets(self) -> list[onnx.OperatorSetIdProto]:
         ids = [helper.make_opsetid("", self.opset)]
@@ -82,15 +95,18 @@ class Emitter:
             ids.append(helper.make_opsetid(LOCAL_DOMAIN, 1))
         return ids
 
-    def nodes(self, block: ir.Block, rename: dict[str, str], prefix: str) -> Iterable[onnx.NodeProto]:
-        """The block's nodes; in inline mode calls expand with names prefixed by their path."""
+    def nodes(self, block: ir.Block, rename: dict[str, str], prefix: str,
+              in_graph: bool = False) -> Iterable[onnx.NodeProto]:
+        """The block's nodes; in inline mode calls expand with names prefixed by their path, and so, in the
+        graph, does a call whose functions would nest deeper than MAX_FUNCTION_DEPTH (within a function
+        every call fits: its callees are shallower)."""
         for item in block.items:
             if isinstance(item, ir.Node):
                 yield from make_nodes(item, rename, prefix, self.opset)
                 continue
             actual = [rename.get(n, n) for n in (*item.inputs, *item.weights)]
             outs = [rename.get(o, o) for o in item.outputs]
-            if not self.inline:
+            if not self.inline and not (in_graph and self.height(item.block) > MAX_FUNCTION_DEPTH):
                 fn = self.function(item.block)
                 node = helper.make_node(fn.name, actual, outs, name=prefix + item.name, domain=LOCAL_DOMAIN)
                 if item.loc is not None:
@@ -105,7 +121,7 @@ class Emitter:
             for sub in item.block.items:
                 for o in sub.outputs:
                     inner.setdefault(o, value_prefix + o)
-            yield from self.nodes(item.block, inner, inner_prefix)
+            yield from self.nodes(item.block, inner, inner_prefix, in_graph)
 
     def function(self, block: ir.Block) -> onnx.FunctionProto:
         if id(block) not in self.functions:
@@ -131,7 +147,7 @@ def emit_model(model: ir.Model, weights: dict[str, np.ndarray] | None, opset: in
     initializers: the same graph for the checker, without copying gigabytes (see attach_weights)."""
     em = Emitter(opset, inline)
     graph_block = model.graph
-    nodes = list(em.nodes(graph_block, {}, ""))
+    nodes = list(em.nodes(graph_block, {}, "", in_graph=True))
     inputs = [value_info(v.name, v.type) for v in graph_block.inputs]
     if weights is None:
         inputs += [value_info(w.name, w.type) for w in graph_block.weights]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from .data import NpySource, Source, open_source
 from .defaults import DEFAULT_BATCH, DEFAULT_CALIBRATION_ROWS
 from .engine import check_batch_size
 from .metrics import Metric, metric_definitions
-from .model import model_inputs
+from .model import load_model, model_inputs
 from .quantize import quantize
 from .session import Session, TensorSpec
 
@@ -49,6 +50,8 @@ class OutputStats:
     inf: int = 0
 
     def update(self, got: np.ndarray, ref: np.ndarray, row0: int, rtol: float, atol: float) -> None:
+        if got.dtype.kind in "OUS" or ref.dtype.kind in "OUS":   # text: equal or not, no tolerance
+            return self.update_text(got.astype(str), ref.astype(str), row0)
         got, ref = got.astype(np.float64), ref.astype(np.float64)
         if got.shape != ref.shape:
             raise user_error(f"shapes differ: {list(got.shape)} vs {list(ref.shape)}")
@@ -72,6 +75,17 @@ class OutputStats:
                               "value": float(got.flat[k]), "reference": float(ref.flat[k])}
             self.max_abs = max(self.max_abs, float(diff.flat[k]))
             self.max_rel = max(self.max_rel, float(np.where(np.isfinite(rel), rel, np.inf).max()))
+
+    def update_text(self, got: np.ndarray, ref: np.ndarray, row0: int) -> None:
+        if got.shape != ref.shape:
+            raise user_error(f"shapes differ: {list(got.shape)} vs {list(ref.shape)}")
+        bad = got != ref
+        self.elements += bad.size
+        self.out_of_tolerance += int(bad.sum())
+        if bad.any() and not self.worst:
+            index = np.unravel_index(int(np.argmax(bad)), bad.shape)
+            self.worst = {"index": [row0 + int(index[0]), *map(int, index[1:])],
+                          "value": str(got[index]), "reference": str(ref[index])}
 
     def as_dict(self) -> dict[str, Any]:
         return {"max_abs": self.max_abs, "max_rel": self.max_rel,
@@ -108,7 +122,7 @@ def build_sides(model: str, providers: list[str], variants: list[str] | None, la
     layer_of: dict[str, str] = {}
     same_value: dict[str, str] = {}
     if not is_source:
-        proto = onnx.load(str(model))
+        proto = load_model(model).proto
         return [(p, proto, p) for p in providers], layer_of, same_value
     from ..compiler import driver
     program = driver.load_file(model)
@@ -302,14 +316,25 @@ def _difference(a: Any, b: Any) -> Any:
 
 def _load_golden(folder: str, outputs: list[str]) -> dict[str, np.ndarray]:
     meta_path = Path(folder) / "meta.json"
-    if not meta_path.exists():
+    if not meta_path.is_file():
         raise user_error(f"--against {folder}: no meta.json there; write one with --save-outputs {folder}")
-    meta = json.loads(meta_path.read_text())
-    with np.load(Path(folder) / f"{meta['reference']}.npz", allow_pickle=False) as z:
-        missing = [o for o in outputs if o not in z.files]
-        if missing:
-            raise user_error(f"--against {folder}: the stored outputs lack '{missing[0]}'")
-        return {o: z[o] for o in outputs}
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        reference = meta["reference"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        why = "no 'reference' in it" if isinstance(e, (KeyError, TypeError)) else e
+        raise user_error(f"--against {folder}: {meta_path} is not what --save-outputs writes ({why})") from None
+    if not isinstance(reference, str) or Path(reference).name != reference or not reference:
+        raise user_error(f"--against {folder}: {meta_path} names no stored outputs ('reference': {reference!r})")
+    stored = Path(folder) / f"{reference}.npz"
+    try:
+        with np.load(stored, allow_pickle=False) as z:
+            missing = [o for o in outputs if o not in z.files]
+            if missing:
+                raise user_error(f"--against {folder}: the stored outputs lack '{missing[0]}'")
+            return {o: z[o] for o in outputs}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise user_error(f"--against {folder}: cannot read the stored outputs {stored}: {e}") from None
 
 
 def _save(folder: str, sides: list[Side], inputs: dict[str, list[np.ndarray]], report: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ..compiler.source import user_error
+from ..compiler.source import ModelcError, user_error
 from .metrics import MetricSet, metric_types
 from .session import Session, TensorSpec, tensor_specs
 
@@ -39,7 +39,7 @@ def load_model(model: Any, *, model_name: str | None = None, weights: str | None
         from ..compiler import driver
         programs = [driver.load_file(p) for p in imports]
     if isinstance(model, onnx.ModelProto):
-        return LoadedModel(model, programs, "<proto>")
+        return LoadedModel(runnable(model, "the model"), programs, "<proto>")
     path = str(model)
     if path.endswith(".model"):
         from ..compiler import driver
@@ -51,7 +51,19 @@ def load_model(model: Any, *, model_name: str | None = None, weights: str | None
         proto = onnx.load(path)
     except Exception as e:  # noqa: BLE001 - onnx raises OSError, DecodeError or its own types
         raise user_error(f"cannot read model {path}: {e}") from None
-    return LoadedModel(proto, programs, path)
+    return LoadedModel(runnable(proto, path), programs, path)
+
+
+def runnable(proto: onnx.ModelProto, source: str) -> onnx.ModelProto:
+    """The model, unless it has no outputs or inputs and outputs that are not tensors: refused naming it."""
+    if not proto.graph.output:
+        raise user_error(f"{source} has no outputs: there is nothing to run or compare")
+    try:
+        tensor_specs(proto.graph.input)
+        tensor_specs(proto.graph.output)
+    except ModelcError as e:
+        raise user_error(f"{source}: {e.diagnostics[0].message}") from None
+    return proto
 
 
 def model_inputs(proto: onnx.ModelProto) -> list[TensorSpec]:

@@ -22,9 +22,19 @@ class TensorSpec:
     shape: tuple[int | str | None, ...]
 
 
+# ONNX value types that are not tensors, in words: modelc feeds and writes tensors only.
+NOT_TENSORS = {"sequence_type": "a sequence", "map_type": "a map", "optional_type": "an optional value",
+               "sparse_tensor_type": "a sparse tensor", None: "of no declared type"}
+
+
 def tensor_specs(values: Any) -> list[TensorSpec]:
+    """Name, numpy dtype and shape of graph inputs or outputs; anything but a tensor is refused by name."""
     out = []
     for v in values:
+        kind = v.type.WhichOneof("value")
+        if kind != "tensor_type" or v.type.tensor_type.elem_type == onnx.TensorProto.UNDEFINED:
+            raise user_error(f"the model's '{v.name}' is {NOT_TENSORS.get(kind, 'a tensor of no element type')}, "
+                             "not a tensor: modelc feeds and writes tensors (numbers, booleans, strings) only")
         t = v.type.tensor_type
         dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim)
         out.append(TensorSpec(v.name, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.elem_type)), dims))

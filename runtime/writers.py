@@ -52,10 +52,13 @@ class RawColumns:
         return value.astype(dtype)
 
     def _append_text(self, name: str, value: np.ndarray) -> None:
+        """Text cells in row-major order ([batch, k]: k cells a row), as one Arrow column of strings."""
         import pyarrow as pa
         import pyarrow.compute as pc
+        if value.shape[1:] != self.meta[name][1]:
+            raise user_error(f"output '{name}' is {list(value.shape[1:])} a row after {list(self.meta[name][1])}")
         try:
-            cells = pa.array(value, from_pandas=True).cast(pa.string())
+            cells = pa.array(value.reshape(-1), from_pandas=True).cast(pa.string())
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
             raise user_error(f"column '{name}' cannot be written to the predictions as text: {e}") from None
         if name not in self.texts:
@@ -79,10 +82,16 @@ class RawColumns:
             f.close()
 
     def text(self, name: str, lo: int, hi: int) -> Any:
-        """Rows lo..hi of a text column, as Arrow strings."""
+        """Rows lo..hi of a text column, as Arrow strings (row-major: `cells` a row)."""
         import pyarrow as pa
+        cells = self.cells(name)
         with pa.memory_map(self.files[name].name) as source:
-            return pa.ipc.open_stream(source).read_all().column(0).slice(lo, hi - lo).combine_chunks()
+            return pa.ipc.open_stream(source).read_all().column(0).slice(lo * cells, (hi - lo) * cells) \
+                .combine_chunks()
+
+    def cells(self, name: str) -> int:
+        """Values a row of a column holds: 1 for [batch], k for [batch, k]."""
+        return int(np.prod(self.meta[name][1], dtype=np.int64))
 
     def write_npy(self, name: str, out: IO[bytes]) -> None:
         dtype, tail = self.meta[name]
@@ -110,8 +119,13 @@ class RawColumns:
         kept columns as they are."""
         cols: dict[str, Any] = {}
         for name in self.files:
-            if self.meta[name][0].hasobject:
+            if self.meta[name][0].hasobject and self.cells(name) == 1:
                 cols[name] = self.text(name, lo, hi)
+                continue
+            if self.meta[name][0].hasobject:   # [batch, k] text: NAME_0 .. NAME_{k-1}, as numbers are
+                flat = self.text(name, lo, hi)
+                for j in range(self.cells(name)):
+                    cols[f"{name}_{j}"] = flat.take(np.arange(j, len(flat), self.cells(name)))
                 continue
             values = self.memmap(name)[lo:hi]
             flat = values.reshape(len(values), int(np.prod(values.shape[1:], dtype=np.int64)))  # -1 fails on 0 rows
