@@ -337,13 +337,18 @@ def _load_golden(folder: str, outputs: list[str]) -> dict[str, np.ndarray]:
         raise user_error(f"--against {folder}: cannot read the stored outputs {stored}: {e}") from None
 
 
+def _no_objects(array: np.ndarray) -> np.ndarray:
+    """Text as fixed-width unicode: an object array would be pickled, and --against loads no pickle."""
+    return array.astype(str) if array.dtype.hasobject else array
+
+
 def _save(folder: str, sides: list[Side], inputs: dict[str, list[np.ndarray]], report: dict[str, Any]) -> None:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     for name, arrays in [("inputs", inputs), *((s.label, s.saved) for s in sides)]:
         with atomic_write(out / f"{name.replace('/', '_')}.npz") as (tmp,):
             with open(tmp, "wb") as f:
-                np.savez(f, **{k: np.concatenate(v) for k, v in arrays.items()})
+                np.savez(f, **{k: _no_objects(np.concatenate(v)) for k, v in arrays.items()})
     with atomic_write(out / "meta.json") as (tmp,):
         tmp.write_text(json.dumps({"reference": sides[0].label.replace("/", "_"), "sides": report["sides"],
                                    "samples": report["samples"], "rtol": report["rtol"], "atol": report["atol"]}))
