@@ -1,7 +1,7 @@
 """The front end's bounds on what one input may cost, so that a hostile or broken file gets a clear error
 instead of exhausting memory or time: a source file's size and tokens, and a model's weights. Each has a
 generous default, an environment variable that overrides it, and (the weights) an option and a keyword
-too; docs/language.md §13 lists them. Reading a source file refuses anything but a regular file."""
+too; docs/language.md §17.1 lists them. Reading a source file refuses anything but a regular file."""
 from __future__ import annotations
 
 import os
