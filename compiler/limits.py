@@ -65,6 +65,8 @@ SOURCE_SIZE = Limit("MODELC_MAX_SOURCE_SIZE", 16 * 10**6, "bytes")
 # A token costs about 700 bytes while the tree and the AST are built; the prelude has 1,247 tokens.
 TOKENS = Limit("MODELC_MAX_TOKENS", 200_000, "tokens")
 # What `compile` holds in memory at once: `check` refuses a model whose weights would not fit.
+# A name or string longer than a path may be is no program's: a 16 MB instance name took 5 GB in node names.
+MAX_TOKEN_LENGTH = 4096
 WEIGHTS_SIZE = Limit("MODELC_MAX_WEIGHTS_SIZE", 16 * 10**9, "bytes", "--max-weights-size")
 
 

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 from ..grammar.model_parser import (Lark, Lark_StandAlone, PostLex, Token, Transformer_NonRecursive, Tree,
                                     UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError)
 from . import nodes as N
-from .limits import TOKENS
+from .limits import MAX_TOKEN_LENGTH, TOKENS
 from .source import Diagnostic, Span, SyntaxErrorDiag
 from .types import INT64_MAX
 
@@ -57,15 +57,16 @@ def describe_expected(terminals: set[str]) -> str:
 
 
 class TooManyTokens(Exception):
-    """Raised by TokenBudget at the first token past the limit; _parse turns it into a diagnostic."""
+    """Raised by TokenBudget at the first token past a limit; _parse turns it into a diagnostic."""
 
-    def __init__(self, token: Token, limit: int):
-        super().__init__(token)
-        self.token, self.limit = token, limit
+    def __init__(self, token: Token, message: str):
+        super().__init__(message)
+        self.token, self.message = token, message
 
 
 class TokenBudget(PostLex):
-    """Stops a parse at the TOKENS limit, before the tree and the AST (about 700 bytes a token) outgrow memory."""
+    """Stops a parse at the TOKENS limit, before the tree and the AST (about 700 bytes a token) outgrow memory,
+    and at a token longer than MAX_TOKEN_LENGTH (names and strings are copied into every path under them)."""
 
     always_accept = ()
 
@@ -73,7 +74,11 @@ class TokenBudget(PostLex):
         limit = TOKENS.value()
         for count, token in enumerate(stream, 1):
             if count > limit:
-                raise TooManyTokens(token, limit)
+                raise TooManyTokens(token, f"too many tokens: this one is past "
+                                           f"{TOKENS.describe(limit, 'a source file')}")
+            if len(token) > MAX_TOKEN_LENGTH:
+                raise TooManyTokens(token, f"a token of {len(token):,} characters; the longest a name, number or "
+                                           f"string may be is {MAX_TOKEN_LENGTH:,}")
             yield token
 
 
@@ -301,8 +306,9 @@ def syntax_diagnostic(err: UnexpectedInput, file: str, text: str) -> Diagnostic:
         pos = err.token.start_pos
     if isinstance(err, UnexpectedCharacters) and text[err.pos_in_stream] == '"':
         rest = text[err.pos_in_stream:].split("\n", 1)[0].rstrip("\r")
+        too_long = f" (or one of more than {MAX_TOKEN_LENGTH:,} characters)" if len(rest) > MAX_TOKEN_LENGTH else ""
         return Diagnostic(Span(file, line, col, line, col + len(rest)),
-                          "unterminated string; a string ends with '\"' on the line where it starts")
+                          f"unterminated string{too_long}; a string ends with '\"' on the line where it starts")
     if isinstance(err, UnexpectedToken) and err.token.type == "$END" or isinstance(err, UnexpectedEOF):
         lines = text.rstrip().split("\n")  # lark counts lines by "\n" only
         line, col, pos = len(lines), len(lines[-1].rstrip("\r")) + 1, len(text)
@@ -383,8 +389,7 @@ def _parse(text: str, file: str, start: str) -> Any:
     except UnexpectedInput as err:
         raise SyntaxErrorDiag(syntax_diagnostic(err, file, text)) from None
     except TooManyTokens as err:
-        raise _fail(span_of(file, err.token), f"too many tokens: this one is past "
-                                              f"{TOKENS.describe(err.limit, 'a source file')}") from None
+        raise _fail(span_of(file, err.token), err.message) from None
     deep = _tree_too_deep(tree, file)
     if deep is not None:
         raise _fail(deep, f"expression nested too deeply (more than {MAX_DEPTH} levels)")

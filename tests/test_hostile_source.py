@@ -102,22 +102,22 @@ def test_the_token_limit_is_overridable(tmp_path):
 
 
 def test_a_long_name_gives_a_short_diagnostic(tmp_path):
-    name = "y" * 100_000
+    name = "y" * 4000   # under the 4,096 characters a token may have
     program = tmp_path / "m.model"
     program.write_text(HEADER + f"  return {name}\n}}\n")
     result = check(program)
     assert result.returncode == 1 and len(result.stderr) < 1600
     first = result.stderr.split("\n")[0]
     assert first.startswith(f"{program}:2:10: error: undefined name '{'y' * 100}")
-    assert first.endswith("… (99,017 more characters)")   # the message cut at 1,000 characters
+    assert first.endswith("… (3,017 more characters)")   # the message cut at 1,000 characters
 
 
 def test_a_huge_integer_literal_is_a_diagnostic(tmp_path):
     program = tmp_path / "m.model"
-    program.write_text(HEADER + f"  return x * {'9' * 5000}\n}}\n")
+    program.write_text(HEADER + f"  return x * {'9' * 4000}\n}}\n")
     result = check(program)
     assert result.returncode == 1
-    assert f"error: integer {'9' * 20}… (5,000 digits) is too large; the largest is 9223372036854775807\n" in result.stderr
+    assert f"error: integer {'9' * 20}… (4,000 digits) is too large; the largest is 9223372036854775807\n" in result.stderr
 
 
 def test_8000_undefined_names_suggest_for_the_shown_ones_only(tmp_path, monkeypatch):
@@ -183,3 +183,27 @@ def test_a_bad_budget_is_a_usage_error(tmp_path):
     program.write_text("model m(x: float32[batch, 30]) = x -> dense(100)\n")
     result = run_cli("check", "--max-weights-size", "lots", program)
     assert result.returncode == 2 and "'lots' is not a size; write, say, 64GB" in result.stderr
+
+
+@pytest.mark.parametrize("body, message", [
+    ("s" * 15_000_000, "a token of 15,000,002 characters; the longest a name, number or string may be is 4,096"),
+    ("\\n" * 7_000_000, "unterminated string (or one of more than 4,096 characters); a string ends with '\"' on "
+                        "the line where it starts"),
+], ids=["plain", "escapes"])
+def test_a_huge_string_literal_costs_little(tmp_path, body, message):
+    """A 15 MB string as an instance name took 5 GB in the lexer's regex and the node names under it."""
+    program = tmp_path / "m.model"
+    program.write_text('model m(x: float32[batch, 3]) = x -> dense(4, name="' + body + '")\n')
+    result, rss = peak_rss_mb("check", str(program))
+    assert result.returncode == 1
+    assert f"{program}:1:52: error: {message}" in result.stderr
+    assert rss < 300, f"{rss:.0f} MB"
+
+
+def test_a_token_longer_than_a_path_is_refused(tmp_path):
+    program = tmp_path / "m.model"
+    program.write_text(HEADER + f"  return {'y' * 5000}\n}}\n")
+    result = check(program)
+    assert result.returncode == 1
+    assert (f"{program}:2:10: error: a token of 5,000 characters; the longest a name, number or string may be "
+            "is 4,096") in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from modelc.compiler.parse import parse_text, parser
 from modelc.grammar.generate_parser import PARSER, REGENERATE, fresh_parser_source, tables_of
@@ -47,6 +48,8 @@ def test_check_unpickles_nothing_and_leaves_no_cache(tmp_path):
 
 
 def test_the_parser_has_no_cache_and_keeps_positions():
+    from modelc.compiler import parse
+    assert "cache=True" not in Path(parse.__file__).read_text()
     lark = parser()
     assert lark.options.cache is False
     assert lark.options.propagate_positions and lark.options.maybe_placeholders
