@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -114,17 +115,22 @@ class SourceFiles:
     """Text of every file read, so diagnostics can show the offending line."""
 
     texts: dict[str, str] = field(default_factory=dict)
+    lines: dict[str, list[str]] = field(default_factory=dict, repr=False)   # each text split once
 
     def line(self, span: Span | None) -> str | None:
         if span is None:
             return None
         if span.file not in self.texts:  # a file loaded elsewhere (an --import, the metric prelude)
+            if not os.path.isfile(span.file):   # read once already; never a FIFO or a device now
+                return None
             try:
                 with open(span.file, encoding="utf-8") as f:
                     self.texts[span.file] = f.read()
-            except OSError:
+            except (OSError, UnicodeDecodeError):
                 return None
-        lines = self.texts[span.file].split("\n")  # as the lexer counts lines: \f or \u2028 end none
+        if span.file not in self.lines:
+            self.lines[span.file] = self.texts[span.file].split("\n")  # as the lexer counts: \f or \u2028 end none
+        lines = self.lines[span.file]
         return lines[span.line - 1].rstrip("\r") if 0 < span.line <= len(lines) else None
 
     def attach(self, diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
