@@ -89,11 +89,23 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return f"; did you mean '{match[0]}'?" if match else ""
 
 
+QUOTED_AT_MOST = 40  # characters of a guarded file's line shown under a diagnostic
+
+
+def _token_only(line: str, span: Span) -> str:
+    """What a diagnostic may show of a file that is not a program (`import "/etc/passwd"`): the characters
+    under its caret, no more than QUOTED_AT_MOST, in place, the rest blanked."""
+    start = span.col - 1
+    end = span.end_col - 1 if span.end_line == span.line else len(line)
+    return " " * start + line[start:min(end, start + QUOTED_AT_MOST)]
+
+
 @dataclass
 class SourceFiles:
     """Text of every file read, so diagnostics can show the offending line."""
 
     texts: dict[str, str] = field(default_factory=dict)
+    guarded: set[str] = field(default_factory=set)   # imported files that are no .model: quoted a token at most
 
     def line(self, span: Span | None) -> str | None:
         if span is None:
@@ -105,7 +117,8 @@ class SourceFiles:
             except OSError:
                 return None
         lines = self.texts[span.file].split("\n")  # as the lexer counts lines: \f or \u2028 end none
-        return lines[span.line - 1].rstrip("\r") if 0 < span.line <= len(lines) else None
+        line = lines[span.line - 1].rstrip("\r") if 0 < span.line <= len(lines) else None
+        return _token_only(line, span) if line is not None and span.file in self.guarded else line
 
     def attach(self, diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
         out = []

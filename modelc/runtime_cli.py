@@ -33,12 +33,19 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partition-rows", type=int, metavar="N",
                    help="split Parquet files of more rows into tasks of whole row groups (default 1048576)")
     p.add_argument("--model", dest="model_name", help="which model of a .model file")
+    add_import_root(p)
     p.add_argument("--weights", help=".safetensors or .npz weights for a .model")
     p.add_argument("--init-missing", action="store_true",
                    help="random weights (from --seed) for a .model without --weights, or for those --weights lacks")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
+
+
+def add_import_root(p: argparse.ArgumentParser) -> None:
+    """--import-root DIR, on every command that reads a .model file."""
+    p.add_argument("--import-root", metavar="DIR",
+                   help="imports may read only files inside DIR (for programs you do not trust)")
 
 
 def _compile_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -241,6 +248,7 @@ def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--columns", action="append", default=[], metavar="INPUT=C1,C2")
     p.add_argument("--import", dest="imports", action="append", default=[])
     p.add_argument("--model", dest="model_name")
+    add_import_root(p)
     p.add_argument("--weights")
     p.add_argument("--init-missing", action="store_true")
     p.add_argument("--seed", type=int, default=0)

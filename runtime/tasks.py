@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from ..compiler.files import scratch_folder
 from ..compiler.source import ModelcError, user_error
 from ..compiler.states import merge_states
 from .columns import ColumnPlan, feeds_for, plan_columns, require_column
@@ -207,7 +207,7 @@ def predict_batches(job: RunJob, runner: Runner, located: Iterable[Located], out
     """The predict loop: each batch's kept columns and outputs appended to scratch files beside `out_path`,
     then the predictions file written atomically. `on_batch(rows, rows_so_far)` sees each batch."""
     folder = Path(out_path).resolve().parent
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".modelc-run-") as scratch:
+    with scratch_folder(folder, "run") as scratch:
         raw = RawColumns(scratch)
         try:
             for batch, left_out in screened(job, located):
