@@ -5,7 +5,8 @@ import argparse
 import json
 import sys
 import warnings
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from .runtime.defaults import (DEFAULT_BATCH, DEFAULT_CALIBRATION_ROWS, DEFAULT_FORMAT, DEFAULT_ON_MISSING,
                                ON_MISSING, PREDICTION_FORMATS)
@@ -71,10 +72,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runtime.columns import parse_columns
     from .runtime.engine import PartitionErrors, run
     try:
-        summary = run(args.model, _data(args), args.output, provider=args.provider, batch_size=args.batch_size,
-                      outputs=args.outputs or None, columns=parse_columns(args.columns), progress=args.progress,
-                      output_format=args.format, target=args.target, keep=args.keep, **_row_options(args),
-                      **_engine_options(args), **_compile_options(args))
+        with warnings_shown():
+            summary = run(args.model, _data(args), args.output, provider=args.provider, batch_size=args.batch_size,
+                          outputs=args.outputs or None, columns=parse_columns(args.columns), progress=args.progress,
+                          output_format=args.format, target=args.target, keep=args.keep, **_row_options(args),
+                          **_engine_options(args), **_compile_options(args))
     except PartitionErrors as e:
         if args.json:
             print(json.dumps(e.result))
@@ -99,8 +101,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .runtime.model import load_model
     loaded = load_model(args.model, imports=tuple(args.imports), **_compile_options(args))
     failed = None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings_shown():
         try:
             result = evaluate(loaded, _data(args), args.target, args.metrics, provider=args.provider,
                               batch_size=args.batch_size, output=args.output, columns=parse_columns(args.columns),
@@ -109,8 +110,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
                               **_row_options(args), **_engine_options(args))
         except PartitionErrors as e:  # the other partitions' metrics are shown, then the failures, exit 1
             result, failed = e.result, e
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
     else:
@@ -118,6 +117,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if failed is not None:
         raise failed
     return 0
+
+
+@contextmanager
+def warnings_shown() -> Iterator[None]:
+    """Warnings (of any thread: the prefetch thread reads the data) as `warning: ...` lines on stderr, each once,
+    when the block ends, however it ends."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for message in dict.fromkeys(str(w.message) for w in caught):
+                print(f"warning: {message}", file=sys.stderr)
 
 
 def print_table(result: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 from ..compiler.files import scratch_folder
 from ..compiler.source import ModelcError, user_error
 from ..compiler.states import merge_states
-from .columns import ColumnPlan, feeds_for, plan_columns, require_column
+from .columns import ColumnPlan, feeds_for, guard_casts, plan_columns, require_column
 from .data import Batch, Located, Source, nan_row_mask, prefetch
 from .defaults import DEFAULT_ON_MISSING
 from .missing import screen
@@ -177,7 +177,7 @@ def screened(job: EvalJob | RunJob, located: Iterable[Located]) -> Iterator[tupl
 
     def skipped(n: int) -> None:
         pending[0] += n
-    for batch in screen(located, job.plan.checked(), job.on_missing, skipped):
+    for batch in screen(guard_casts(located, job.plan, job.inputs), job.plan.checked(), job.on_missing, skipped):
         left_out, pending[0] = pending[0], 0
         yield batch, left_out
 
