@@ -311,3 +311,19 @@ def test_an_imported_file_that_is_no_program_is_quoted_a_token_at_most(tmp_path,
     err = capsys.readouterr().err
     assert f"{tmp_path / 'passwd'}:1:1: error: unexpected name 'root'" in err and "\nroot\n^^^^\n" in err
     assert "secret" not in err and "bin/bash" not in err
+
+
+def test_a_symlinked_model_with_external_data_stays_whole(tiny, tmp_path, monkeypatch, capsys):
+    """External data (forced here: a threshold of 0 bytes) goes beside the link's target, named after it. (Loaders
+    look for it beside the path they are given: onnxruntime loads the model by its real path.)"""
+    from modelc.compiler import serialize
+    monkeypatch.setattr(serialize, "EXTERNAL_DATA_BYTES", 0)
+    monkeypatch.setattr(serialize, "INLINE_BYTES", 1)
+    (tmp_path / "v2").mkdir()
+    link = tmp_path / "current.onnx"
+    link.symlink_to(tmp_path / "v2" / "model.onnx")
+    assert main(["compile", str(tiny["model"]), "--init-missing", "--seed", "1", "-o", str(link)]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in (tmp_path / "v2").iterdir()) == ["model.onnx", "model.onnx.data"]
+    got = ort.InferenceSession(str(tmp_path / "v2" / "model.onnx")).run(None, {"x": tiny["x"][:5]})[0]
+    np.testing.assert_allclose(got, linear_oracle(tiny["onnx"], tiny["x"][:5]), rtol=1e-5, atol=1e-6)
