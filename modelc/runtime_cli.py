@@ -156,12 +156,13 @@ def print_table(result: dict[str, Any]) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     from .runtime.columns import parse_columns
     from .runtime.compare import compare
-    report = compare(args.model, args.data, providers=_split(args.providers), variants=_split(args.variants),
-                     rtol=args.rtol, atol=args.atol, batch_size=args.batch_size, max_batches=args.max_batches,
-                     target=args.target, metrics=args.metrics, output=args.output,
-                     columns=parse_columns(args.columns), layers=args.layers, save_outputs=args.save_outputs,
-                     against=args.against, imports=tuple(args.imports), calibration_rows=args.calibration_rows,
-                     **_compile_options(args))
+    with warnings_shown():
+        report = compare(args.model, args.data, providers=_split(args.providers), variants=_split(args.variants),
+                         rtol=args.rtol, atol=args.atol, batch_size=args.batch_size, max_batches=args.max_batches,
+                         target=args.target, metrics=args.metrics, output=args.output,
+                         columns=parse_columns(args.columns), layers=args.layers, save_outputs=args.save_outputs,
+                         against=args.against, imports=tuple(args.imports), calibration_rows=args.calibration_rows,
+                         **_compile_options(args))
     if args.json:
         print(json.dumps(report))
     else:

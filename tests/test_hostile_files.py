@@ -255,6 +255,7 @@ def test_integers_and_floats_float32_cannot_hold(tiny, tmp_path):
     assert f"{wide} row 2, column 'b': 1e+300 is past float32's range" in message, message
     message = fails("eval", tiny["onnx"], "--data", wide, "--columns", "x=a,b", "--target", "a", "--metric", "mse")
     assert "row 2, column 'b'" in message
+    assert "row 2, column 'b'" in fails("compare", tiny["onnx"], "--data", wide, "--columns", "x=a,b")
 
 
 @pytest.fixture
