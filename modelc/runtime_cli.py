@@ -99,6 +99,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .runtime.columns import parse_columns
     from .runtime.engine import PartitionErrors, evaluate
     from .runtime.model import load_model
+    if args.checkpoint:  # refused before the model compiles (evaluate() checks again, for the API)
+        from .compiler.files import check_writable
+        check_writable(args.checkpoint)
     loaded = load_model(args.model, imports=tuple(args.imports), **_compile_options(args))
     failed = None
     with warnings_shown():

@@ -200,14 +200,20 @@ def test_a_corrupt_checkpoint_is_named(tiny, tmp_path):
 
 
 def test_an_unwritable_checkpoint_is_noticed_before_the_evaluation(tiny, tmp_path):
-    """The checkpoint is refused before the data is read: a missing data file would be the other error."""
-    missing_data = tmp_path / "nothing-here.npz"
+    """The checkpoint is refused before the model is loaded or the data read: a missing model or data file would
+    be the other error."""
+    missing_data, missing_model = tmp_path / "nothing-here.npz", tmp_path / "no-model.model"
     for ck in (tmp_path / "no-folder" / "ck.npz", tmp_path / "fifo"):
         if ck.name == "fifo":
             os.mkfifo(ck)
-        message = fails("eval", tiny["onnx"], "--data", missing_data, "--target", "y", "--metric", "mse",
-                        "--checkpoint", ck)
-        assert f"cannot write {ck}" in message and "nothing-here" not in message, message
+        for model in (tiny["onnx"], missing_model):
+            message = fails("eval", model, "--data", missing_data, "--target", "y", "--metric", "mse",
+                            "--checkpoint", ck)
+            assert f"cannot write {ck}" in message and "nothing-here" not in message, message
+            assert "no-model" not in message, message
+    with pytest.raises(modelc.ModelcError, match="cannot write .*no-folder"):   # the API says it as early
+        modelc.evaluate(str(missing_model), str(missing_data), "y", ["mse"],
+                        checkpoint=str(tmp_path / "no-folder" / "ck.npz"))
 
 
 # --- defect 10: the smaller ones -------------------------------------------------------------------------------
