@@ -7,9 +7,9 @@ import os
 import signal
 import sys
 import warnings
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from contextlib import nullcontext
-from typing import TYPE_CHECKING, Callable, ContextManager
+from typing import TYPE_CHECKING, Callable
 
 from .compiler.source import ModelcError
 from .compiler.types import FLOAT_DTYPES
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _confined_imports(args: argparse.Namespace) -> ContextManager[None]:
+def _confined_imports(args: argparse.Namespace) -> AbstractContextManager[None]:
     """--import-root: imports may not leave the folder (the module is imported only when it is given)."""
     if getattr(args, "import_root", None) is None:
         return nullcontext()
