@@ -163,6 +163,31 @@ def test_sigterm_removes_temporaries_as_ctrl_c_does(tiny, tmp_path):
     assert list(out.parent.iterdir()) == []                      # no scratch folder, no half file
 
 
+def test_sigterm_during_eval_leaves_a_checkpoint_that_resumes_exactly(tiny, tmp_path):
+    rng = np.random.default_rng(2)
+    data = tmp_path / "long.npz"
+    np.savez(data, x=rng.normal(size=(30_000, 2)).astype(np.float32), y=rng.normal(size=30_000))
+    ck = tmp_path / "ck" / "ck.npz"
+    ck.parent.mkdir()
+    args = ["eval", str(tiny["onnx"]), "--data", str(data), "--target", "y", "--metric", "mse", "--metric", "mae",
+            "--batch-size", "10", "--json"]
+    proc = subprocess.Popen([MODELC, *args, "--checkpoint", str(ck), "--checkpoint-every", "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not ck.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGTERM)
+    finally:
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, stderr)
+    assert "terminated" in stderr and "Traceback" not in stderr
+    assert [p.name for p in ck.parent.iterdir()] == ["ck.npz"]          # the last checkpoint, no temporary
+    resumed = json.loads(ok(*args, "--checkpoint", ck, "--resume").stdout)
+    straight = json.loads(ok(*args).stdout)
+    assert resumed["samples"] == straight["samples"] == 30_000 and resumed["metrics"] == straight["metrics"]
+
+
 # --- defect 5: checkpoints keyed on what they belong to ----------------------------------------------------
 def test_resume_refuses_a_checkpoint_of_another_evaluation_and_says_what_changed(tiny, tmp_path):
     data = tmp_path / "d.npz"
