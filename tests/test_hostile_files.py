@@ -6,6 +6,8 @@ imports confined to --import-root, a non-program import quoted no further than a
 Every device-like destination is built here (a FIFO, a socket, a folder, links): never the machine's /dev."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -29,15 +31,23 @@ from modelc.cli import main
 TINY = "model m(x: float32[batch, 2]) {\n    return x -> dense(1)\n}\n"
 
 
-def ok(*args, cwd=None) -> subprocess.CompletedProcess:
-    result = run_cli(*args, cwd=cwd)
+def cli(*args) -> subprocess.CompletedProcess:
+    """`modelc ARGS` in this process (the command line's main): exit code, stdout, stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return subprocess.CompletedProcess(["modelc", *args], code, out.getvalue(), err.getvalue())
+
+
+def ok(*args) -> subprocess.CompletedProcess:
+    result = cli(*args)
     assert result.returncode == 0, result.stderr
     return result
 
 
-def fails(*args, cwd=None) -> str:
+def fails(*args) -> str:
     """A user error: exit 1, a message, no traceback, no internal error, no temporary file named."""
-    result = run_cli(*args, cwd=cwd)
+    result = cli(*args)
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
     assert ".tmp" not in result.stderr and ".modelc-" not in result.stderr, result.stderr
@@ -136,7 +146,7 @@ def test_stale_temporaries_of_dead_processes_are_swept(tiny, tmp_path):
     for name in (f".modelc-run-{dead}-abcd", f".modelc-run-{alive}-efgh"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "0.raw").write_bytes(b"x")
-    ok("compile", tiny["model"], "--init-missing", "-o", tmp_path / "m.onnx")
+    assert run_cli("compile", tiny["model"], "--init-missing", "-o", tmp_path / "m.onnx").returncode == 0  # another process
     left = sorted(p.name for p in tmp_path.iterdir())
     # what a dead process left is gone; a live process's, and a file that only looks like an old temporary, stay
     assert left == sorted(["m.onnx", f".m.onnx.modelc-{alive}.tmp", f".notes.tmp{dead}",
