@@ -297,6 +297,11 @@ def test_integers_and_floats_float32_cannot_hold(tiny, tmp_path):
     message = fails("eval", tiny["onnx"], "--data", wide, "--columns", "x=a,b", "--target", "a", "--metric", "mse")
     assert "row 2, column 'b'" in message
     assert "row 2, column 'b'" in fails("compare", tiny["onnx"], "--data", wide, "--columns", "x=a,b")
+    gaps = tmp_path / "gaps.parquet"          # NaN and infinity are no overflow: they pass as they are
+    pq.write_table(pa.table({"a": [1.0, float("nan"), float("inf")], "b": [0.5, 2.0, 1e30]}), gaps)
+    result = ok("run", tiny["onnx"], "--data", gaps, "--columns", "x=a,b", "--on-missing", "keep", "-o",
+                tmp_path / "g.npz")
+    assert "warning" not in result.stderr
 
 
 @pytest.fixture
