@@ -442,3 +442,12 @@ def test_hostile_bytes_through_check_only_give_diagnostics(tmp_path_factory, dat
         lines = stderr.split("\n")
         quoted = [lines[i + 1] for i, line in enumerate(lines[:-1]) if line.startswith(f"{target}:")]
         assert all(len(q.strip()) <= 40 for q in quoted), stderr
+
+
+@pytest.mark.parametrize("text", [
+    'layer f(x: [batch, n]) {\n    return x -> batch\n}\nmodel m(x: float32[batch, 4]) {\n    return x -> f\n}\n',
+    'model m(x: float32[batch, 4]) {\n    return x + batch\n}\n'])
+def test_found_a_run_time_dimension_used_as_a_value(text: str) -> None:
+    """Found by the hostile-bytes fuzzer (`-> batch_norm` cut to `-> batch`): an internal error before."""
+    (d,) = assert_only_diagnostics(text)
+    assert d.message.startswith("'batch' is a dimension whose size is known only when the model runs"), d.message
