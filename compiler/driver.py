@@ -11,7 +11,7 @@ from ..version import __version__
 from . import ir
 from . import nodes as N
 from .check import check_definitions
-from .imports import import_target, outside_root
+from .imports import import_target, refused_import
 from .lower import Lowerer, source_hash
 from .parse import parse_text
 from .source import MAX_ERRORS, CheckError, Diagnostic, ModelcError, SourceFiles, did_you_mean, user_error
@@ -76,7 +76,7 @@ def _load(program: LoadedProgram, file: str, text: str, stack: list[str]) -> Non
         raise ModelcError(program.files.attach(e.diagnostics)) from None
     for imp in tree.imports:
         target = import_target(file, imp.path)
-        if refused := outside_root(target, imp.loc, imp.path):
+        if refused := refused_import(target, imp.loc, imp.path):
             raise ModelcError(program.files.attach([refused]))
         if target in stack or target == os.path.normpath(file):
             chain = " -> ".join([*stack, os.path.normpath(file), target])

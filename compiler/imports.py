@@ -36,8 +36,11 @@ def import_target(importer: str, path: str) -> str:
     return os.path.normpath(os.path.join(base, path))
 
 
-def outside_root(target: str, loc: Span, written: str) -> Diagnostic | None:
-    """The error for an import that leaves the --import-root in force, if it does."""
+def refused_import(target: str, loc: Span, written: str) -> Diagnostic | None:
+    """The error for an import no file system can open (a NUL in its path), or one that leaves the --import-root
+    in force; None when it may be read."""
+    if "\0" in target:
+        return Diagnostic(loc, f"cannot import {written!r}: a path cannot hold a NUL character")
     bound = _ROOT.get()
     if bound is None:
         return None

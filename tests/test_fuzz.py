@@ -451,3 +451,10 @@ def test_found_a_run_time_dimension_used_as_a_value(text: str) -> None:
     """Found by the hostile-bytes fuzzer (`-> batch_norm` cut to `-> batch`): an internal error before."""
     (d,) = assert_only_diagnostics(text)
     assert d.message.startswith("'batch' is a dimension whose size is known only when the model runs"), d.message
+
+
+@pytest.mark.parametrize("path", ["\x00lib/blocks.model", "lib\\u0000.model"])
+def test_found_a_nul_in_an_import_path(path: str) -> None:
+    """Found by the hostile-bytes fuzzer: `import "\\x00lib/blocks.model"` was an internal error (ValueError)."""
+    (d,) = assert_only_diagnostics(f'import "{path}"\nmodel m(x: float32[batch, 4]) {{\n    return x\n}}\n')
+    assert d.message.endswith("a path cannot hold a NUL character"), d.message
