@@ -25,7 +25,7 @@ from .source import user_error
 
 # A temporary file `.NAME.modelc-PID.tmp`, a scratch folder `.modelc-KIND-PID-XXXX`; the old `.NAME.tmpPID` of
 # earlier versions is matched only for the destination being written (the name is too common to sweep).
-_TEMP = re.compile(r"\A\..+\.modelc-(\d+)\.tmp\Z|\A\.modelc-[a-z]+-(\d+)-", re.S)
+_TEMP = re.compile(r"\A\..+\.modelc-(\d{1,9})\.tmp\Z|\A\.modelc-[a-z]+-(\d{1,9})-", re.S)
 _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
           (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
 _swept: set[tuple[str, str | None]] = set()   # (folder, file name) already swept by this process
@@ -105,7 +105,7 @@ def sweep_stale(folder: Path, name: str | None = None) -> None:
     if (str(folder), name) in _swept:
         return
     _swept.add((str(folder), name))
-    legacy = re.compile(rf"\A\.{re.escape(name)}\.tmp(\d+)\Z") if name else None
+    legacy = re.compile(rf"\A\.{re.escape(name)}\.tmp(\d{{1,9}})\Z") if name else None
     try:
         entries = list(os.scandir(folder))
     except OSError:
@@ -116,7 +116,7 @@ def sweep_stale(folder: Path, name: str | None = None) -> None:
         if pid is None or _alive(pid):
             continue
         try:
-            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid():  # posix only: _alive said so
                 continue
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)
@@ -127,7 +127,7 @@ def sweep_stale(folder: Path, name: str | None = None) -> None:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
+    if pid == os.getpid() or os.name != "posix":  # (Windows' os.kill(pid, 0) would send Ctrl-C: never swept there)
         return True
     try:
         os.kill(pid, 0)
