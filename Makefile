@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check dist bench bench-env clean gpu cpu parser
+.PHONY: demo test check dist bench bench-env clean gpu cpu parser fuzz
 
 # RUNTIME=cpu (default) installs onnxruntime; RUNTIME=gpu installs onnxruntime-gpu instead.
 RUNTIME ?= cpu
@@ -40,6 +40,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The hypothesis fuzzers (every @given test: hypothesis marks them) with EXAMPLES random examples each, outside CI
+# (the normal suite runs a few, the same each time): make fuzz EXAMPLES=100000
+EXAMPLES ?= 100000
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(EXAMPLES) $(BIN)/python -m pytest -q -m hypothesis tests/
 
 # an sdist and a wheel in dist/ (tests/test_wheel.py installs the wheel outside the checkout)
 dist: $(STAMP)

@@ -12,6 +12,7 @@ from . import ir
 from . import nodes as N
 from .check import check_definitions
 from .limits import SourceRefused, read_source
+from .imports import import_target, refused_import
 from .lower import Lowerer, source_hash
 from .parse import parse_text
 from .source import MAX_ERRORS, CheckError, Diagnostic, ModelcError, SourceFiles, did_you_mean, user_error
@@ -71,14 +72,16 @@ def load_file(path: str | os.PathLike) -> LoadedProgram:
 
 
 def _load(program: LoadedProgram, file: str, text: str, stack: list[str]) -> None:
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark, as some editors on Windows write
     program.files.texts[file] = text
     try:
         tree = parse_text(text, file)
     except ModelcError as e:
         raise ModelcError(program.files.attach(e.diagnostics)) from None
     for imp in tree.imports:
-        base = Path(file).parent if not file.startswith("<") else Path.cwd()
-        target = os.path.normpath(base / imp.path)
+        target = import_target(file, imp.path)
+        if refused := refused_import(target, imp.loc, imp.path):
+            raise ModelcError(program.files.attach([refused]))
         if target in stack or target == os.path.normpath(file):
             chain = " -> ".join([*stack, os.path.normpath(file), target])
             raise ModelcError(program.files.attach([Diagnostic(imp.loc, f"import cycle: {chain}")]))
@@ -97,6 +100,8 @@ def _load(program: LoadedProgram, file: str, text: str, stack: list[str]) -> Non
 
 
 def _read_import(program: LoadedProgram, imp: N.Import, target: str) -> str:
+    if not target.endswith(".model"):  # not a program: a diagnostic in it quotes its token, not its lines
+        program.files.guarded.add(target)
     try:
         return read_source(target)
     except (OSError, UnicodeDecodeError, SourceRefused) as e:

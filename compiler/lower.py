@@ -31,6 +31,7 @@ from .values import POISON, DtypeName, LayerVal, article, describe, is_tensor
 class Env:
     values: dict[str, Any] = field(default_factory=dict)
     dtype: str = "float32"        # dtype of `param`s declared without one
+    sizeless: frozenset[str] = frozenset()   # dimensions whose size is known only at run time (`batch`)
 
 
 def canonical(v: Any) -> Any:
@@ -64,7 +65,8 @@ class Lowerer:
         inputs = [ir.Value(p.name, self.model_input_type(p)) for p in d.inputs]
         b = self.main = BlockBuilder(d.name, inputs, d.loc, self.opset)
         b.keep32, b.misfits, b.max_weights = self.keep32, self.misfits, self.max_weights
-        env = Env({v.name: v for v in inputs})
+        env = Env({v.name: v for v in inputs},
+                  sizeless=frozenset(d for v in inputs for d in v.type.shape if isinstance(d, str)))
         diagnostics: list[Diagnostic] = []
         returned = self.run_body(d, env, b, diagnostics)
         if diagnostics:
@@ -182,6 +184,9 @@ class Lowerer:
             return CONSTANTS[name]
         if name in FUNCTIONS:
             raise error(loc, f"'{name}' is a function: call it, as {name}(x)")
+        if name in env.sizeless:
+            raise error(loc, f"'{name}' is a dimension whose size is known only when the model runs: it has no value "
+                             "here (a dimension of fixed size, or an int hyperparameter, does)")
         raise error(loc, f"internal error: '{name}' has no value here, yet passed the checks")
 
     def eval_Binary(self, e: N.Binary, env: Env, b: BlockBuilder) -> Any:
@@ -474,7 +479,8 @@ class Lowerer:
         bb = BlockBuilder(d.name, formals, d.loc, self.opset)
         bb.keep32, bb.misfits = keep32, self.misfits
         floats = [x.type.dtype for x in inputs if x.type.dtype in FLOAT_DTYPES]
-        env = Env({k: v for k, v in symbols.items() if isinstance(v, int)}, floats[0] if floats else "float32")
+        env = Env({k: v for k, v in symbols.items() if isinstance(v, int)}, floats[0] if floats else "float32",
+                  frozenset(k for k, v in symbols.items() if not isinstance(v, int)))
         env.values.update(hp)
         env.values.update({f.name: f for f in formals})
         self.building.append(d.name)

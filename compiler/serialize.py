@@ -103,8 +103,8 @@ def write_tensors(path: str | os.PathLike, model: onnx.ModelProto, graph: onnx.G
                   tensors: list[Tensor]) -> None:
     """The one writer: `model` (without its graph) holding `graph` (without initializers) holding `tensors`,
     atomically. Over EXTERNAL_DATA_BYTES in all, every tensor of INLINE_BYTES or more goes to PATH.data."""
-    path = Path(path)
-    data_name = path.name + ".data"
+    real = Path(os.path.realpath(path))  # a link is written through: the data goes beside (and after) its target
+    data_name = real.name + ".data"
     external = sum(len(raw) for _, raw in tensors if raw is not None) > EXTERNAL_DATA_BYTES
     layout: list[Tensor] = []
     data: list[tuple[int, Any]] = []
@@ -119,7 +119,7 @@ def write_tensors(path: str | os.PathLike, model: onnx.ModelProto, graph: onnx.G
             end = -(-(end + len(raw)) // ALIGN) * ALIGN
         else:
             layout.append((head, raw))
-    with atomic_write(path.with_name(data_name), path) as (tmp_data, tmp):
+    with atomic_write(real.with_name(data_name), path) as (tmp_data, tmp):
         with open(tmp, "wb") as f:
             _write_protobuf(f, model, graph, layout)
         if data:

@@ -61,7 +61,9 @@ def _quote(line: str, col: int, end: int) -> tuple[str, int, int]:
     """The line as quoted (MAX_QUOTE characters from a quarter before the caret, "…" where cut) and the
     span's columns in it."""
     first = max(0, min(col - 1 - MAX_QUOTE // 4, len(line) - MAX_QUOTE))
-    shown = ("…" if first else "") + line[first:first + MAX_QUOTE] + ("…" if first + MAX_QUOTE < len(line) else "")
+    cut_before = bool(line[:first].strip())  # a guarded line is blank but for its token: nothing cut to mark
+    shown = ("…" if cut_before else " " if first else "") + line[first:first + MAX_QUOTE] \
+        + ("…" if line[first + MAX_QUOTE:].strip() else "")
     shift = first - (first > 0)
     return shown, col - shift, min(end, first + MAX_QUOTE + 1) - shift
 
@@ -110,12 +112,24 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return f"; did you mean '{match[0]}'?" if match else ""
 
 
+QUOTED_AT_MOST = 40  # characters of a guarded file's line shown under a diagnostic
+
+
+def _token_only(line: str, span: Span) -> str:
+    """What a diagnostic may show of a file that is not a program (`import "/etc/passwd"`): the characters
+    under its caret, no more than QUOTED_AT_MOST, in place, the rest blanked."""
+    start = span.col - 1
+    end = span.end_col - 1 if span.end_line == span.line else len(line)
+    return " " * start + line[start:min(end, start + QUOTED_AT_MOST)]
+
+
 @dataclass
 class SourceFiles:
     """Text of every file read, so diagnostics can show the offending line."""
 
     texts: dict[str, str] = field(default_factory=dict)
     lines: dict[str, list[str]] = field(default_factory=dict, repr=False)   # each text split once
+    guarded: set[str] = field(default_factory=set)   # imported files that are no .model: quoted a token at most
 
     def line(self, span: Span | None) -> str | None:
         if span is None:
@@ -131,7 +145,8 @@ class SourceFiles:
         if span.file not in self.lines:
             self.lines[span.file] = self.texts[span.file].split("\n")  # as the lexer counts: \f or \u2028 end none
         lines = self.lines[span.file]
-        return lines[span.line - 1].rstrip("\r") if 0 < span.line <= len(lines) else None
+        line = lines[span.line - 1].rstrip("\r") if 0 < span.line <= len(lines) else None
+        return _token_only(line, span) if line is not None and span.file in self.guarded else line
 
     def attach(self, diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
         out = []

@@ -31,16 +31,22 @@ def evaluate(model: Any, data: Any, target: str, metrics: list[str], **options: 
     """`modelc eval` as a function: metrics of a model over a file, glob, directory or list of files.
 
     engine="dask" with client=Client(...) (or scheduler="tcp://host:8786", or workers=N for a local cluster)
-    evaluates one partition per task on Dask; see docs/dask.md.
+    evaluates one partition per task on Dask; see docs/dask.md. import_root="DIR": the model's imports may
+    read only files inside DIR (--import-root).
     """
+    from .compiler.imports import confined_imports
     from .runtime.engine import evaluate as _evaluate
-    return _evaluate(model, data, target, metrics, **options)
+    with confined_imports(options.pop("import_root", None)):
+        return _evaluate(model, data, target, metrics, **options)
 
 
 def run(model: Any, data: Any, output: str, **options: Any) -> dict[str, Any]:
-    """`modelc run` as a function: predictions to a file, or to a directory (one file per partition)."""
+    """`modelc run` as a function: predictions to a file, or to a directory (one file per partition).
+    import_root="DIR": the model's imports may read only files inside DIR (--import-root)."""
+    from .compiler.imports import confined_imports
     from .runtime.engine import run as _run
-    return _run(model, data, output, **options)
+    with confined_imports(options.pop("import_root", None)):
+        return _run(model, data, output, **options)
 
 
 __all__ = sorted(_API | {"metric", "evaluate", "run"})

@@ -5,6 +5,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .compiler import driver
+from .compiler.imports import confined_imports
 from .compiler.source import Diagnostic, ModelcError
 
 if TYPE_CHECKING:
@@ -21,17 +22,22 @@ def _budgeted(program: driver.LoadedProgram, max_weights_size: int | str | None)
     return program
 
 
-def check_source(text: str, file: str = "<string>", max_weights_size: int | str | None = None) -> list[Diagnostic]:
-    """Parse and check; returns every diagnostic (empty when the program is fine)."""
+def check_source(text: str, file: str = "<string>", max_weights_size: int | str | None = None, *,
+                 import_root: str | os.PathLike | None = None) -> list[Diagnostic]:
+    """Parse and check; returns every diagnostic (empty when the program is fine). `import_root`: imports may
+    read only files inside that folder (--import-root)."""
     try:
-        return driver.check_shapes(_budgeted(driver.load_source(text, file), max_weights_size))
+        with confined_imports(import_root):
+            return driver.check_shapes(_budgeted(driver.load_source(text, file), max_weights_size))
     except ModelcError as e:
         return e.diagnostics
 
 
-def check_file(path: str | os.PathLike, max_weights_size: int | str | None = None) -> list[Diagnostic]:
+def check_file(path: str | os.PathLike, max_weights_size: int | str | None = None, *,
+               import_root: str | os.PathLike | None = None) -> list[Diagnostic]:
     try:
-        return driver.check_shapes(_budgeted(driver.load_file(path), max_weights_size))
+        with confined_imports(import_root):
+            return driver.check_shapes(_budgeted(driver.load_file(path), max_weights_size))
     except ModelcError as e:
         return e.diagnostics
 
@@ -39,16 +45,19 @@ def check_file(path: str | os.PathLike, max_weights_size: int | str | None = Non
 def compile_source(text: str, file: str = "<string>", model: str | None = None, weights: str | None = None,
                    seed: int = 0, opset: int | None = None, inline: bool = False,
                    init_missing: bool = False, dtype: str | None = None,
-                   max_weights_size: int | str | None = None) -> "onnx.ModelProto":
+                   max_weights_size: int | str | None = None, *,
+                   import_root: str | os.PathLike | None = None) -> "onnx.ModelProto":
     """Compile .model text to an ONNX ModelProto. Raises ModelcError with diagnostics."""
-    return driver.compile_program(_budgeted(driver.load_source(text, file), max_weights_size), model, weights, seed,
-                                  opset, inline, init_missing, dtype)
+    with confined_imports(import_root):
+        program = _budgeted(driver.load_source(text, file), max_weights_size)
+    return driver.compile_program(program, model, weights, seed, opset, inline, init_missing, dtype)
 
 
 def compile_file(path: str | os.PathLike, weights: str | None = None, seed: int = 0, opset: int | None = None,
                  inline: bool = False, model: str | None = None, init_missing: bool = False,
                  dtype: str | None = None, layer_outputs: bool = False,
-                 max_weights_size: int | str | None = None) -> "onnx.ModelProto":
+                 max_weights_size: int | str | None = None, *,
+                 import_root: str | os.PathLike | None = None) -> "onnx.ModelProto":
     """Compile a .model file to an ONNX ModelProto.
 
     `dtype="float16"` casts float32 inputs, weights and computation; `layer_outputs=True` makes every
@@ -59,8 +68,9 @@ def compile_file(path: str | os.PathLike, weights: str | None = None, seed: int 
     >>> [o.name for o in proto.graph.output]
     ['y']
     """
-    return driver.compile_program(_budgeted(driver.load_file(path), max_weights_size), model, weights, seed, opset,
-                                  inline, init_missing, dtype, layer_outputs)
+    with confined_imports(import_root):
+        program = _budgeted(driver.load_file(path), max_weights_size)
+    return driver.compile_program(program, model, weights, seed, opset, inline, init_missing, dtype, layer_outputs)
 
 
 def save(proto: "onnx.ModelProto", path: str | os.PathLike) -> None:
@@ -68,12 +78,15 @@ def save(proto: "onnx.ModelProto", path: str | os.PathLike) -> None:
     driver.save_model(proto, path)
 
 
-def params(path: str | os.PathLike, model: str | None = None) -> list[dict[str, Any]]:
+def params(path: str | os.PathLike, model: str | None = None, *, import_root: str | os.PathLike | None = None
+           ) -> list[dict[str, Any]]:
     """[{"name", "shape", "dtype"}] for every weight, in order."""
-    return driver.params_of(driver.load_file(path), model)
+    with confined_imports(import_root):
+        return driver.params_of(driver.load_file(path), model)
 
 
-def summary(path: str | os.PathLike, model: str | None = None) -> list[dict[str, Any]]:
+def summary(path: str | os.PathLike, model: str | None = None, *, import_root: str | os.PathLike | None = None
+            ) -> list[dict[str, Any]]:
     """The rows of `modelc summary`, one per top-level layer instance, in graph order: its path, layer,
     output shape, parameter count and the graph value that holds its output.
 
@@ -82,6 +95,7 @@ def summary(path: str | os.PathLike, model: str | None = None) -> list[dict[str,
     >>> row["path"], row["output_shape"], row["params"]
     ('my_dense', ['batch', 30], 270)
     """
-    lowered = driver.lower_program(driver.load_file(path), model)
+    with confined_imports(import_root):
+        lowered = driver.lower_program(driver.load_file(path), model)
     return [{"path": r.path, "layer": r.layer, "output_shape": list(r.output.shape) if r.output else None,
              "params": r.params, "value": r.value} for r in lowered.layers]

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import warnings
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .compiler.source import ModelcError
 from .compiler.types import FLOAT_DTYPES
 from .runtime.defaults import DEFAULT_CALIBRATION_ROWS
+from .runtime_cli import add_import_root
 
 if TYPE_CHECKING:
     import onnx
@@ -133,6 +137,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="which model of the file (needed when it holds several)")
+    add_import_root(p)
 
 
 def _weights_budget(p: argparse.ArgumentParser) -> None:
@@ -157,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="parse and type/shape check; diagnostics only")
     p.add_argument("file")
     _weights_budget(p)
+    add_import_root(p)
     p.set_defaults(run=cmd_check)
 
     p = sub.add_parser("compile", help="compile to ONNX")
@@ -197,19 +203,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program stands so that it unwinds as Ctrl-C does: temporaries removed."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
+    try:
+        return _run(args)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _confined_imports(args: argparse.Namespace) -> AbstractContextManager[None]:
+    """--import-root: imports may not leave the folder (the module is imported only when it is given)."""
+    if getattr(args, "import_root", None) is None:
+        return nullcontext()
+    from .compiler.imports import confined_imports
+    return confined_imports(args.import_root)
+
+
+def _main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, its output flushed, every failure an exit code and a message."""
     run: Callable[[argparse.Namespace], int] = args.run
     try:
-        return run(args)
+        with _confined_imports(args):
+            code = run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
     except ModelcError as e:
         for d in e.diagnostics:
             _err(d.render())
         return EXIT_USER
+    except Terminated:
+        _err("modelc: terminated (SIGTERM); temporary files removed")
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         _err("modelc: interrupted")
         return 130
+    except BrokenPipeError:  # `modelc params f | head -1`: the reader has all it wanted (Python's note on SIGPIPE)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except OSError as e:  # a file the user named could not be read or written
         where = f": {e.filename}" if e.filename else ""
         _err(f"error: {e.strerror or e}{where}")
@@ -217,8 +264,6 @@ def main(argv: list[str] | None = None) -> int:
     except RecursionError:
         _err("modelc: error: the program is nested too deeply")
         return EXIT_USER
-    except BrokenPipeError:
-        return EXIT_OK
     except Exception as e:  # noqa: BLE001 - a user never sees a traceback
         _err(f"modelc: internal error: {type(e).__name__}: {e} (please report it with the input file)")
         return EXIT_USER

@@ -5,7 +5,8 @@ import argparse
 import json
 import sys
 import warnings
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from .runtime.defaults import (DEFAULT_BATCH, DEFAULT_CALIBRATION_ROWS, DEFAULT_FORMAT, DEFAULT_ON_MISSING,
                                ON_MISSING, PREDICTION_FORMATS)
@@ -33,12 +34,19 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--partition-rows", type=int, metavar="N",
                    help="split Parquet files of more rows into tasks of whole row groups (default 1048576)")
     p.add_argument("--model", dest="model_name", help="which model of a .model file")
+    add_import_root(p)
     p.add_argument("--weights", help=".safetensors or .npz weights for a .model")
     p.add_argument("--init-missing", action="store_true",
                    help="random weights (from --seed) for a .model without --weights, or for those --weights lacks")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
+
+
+def add_import_root(p: argparse.ArgumentParser) -> None:
+    """--import-root DIR, on every command that reads a .model file."""
+    p.add_argument("--import-root", metavar="DIR",
+                   help="imports may read only files inside DIR (for programs you do not trust)")
 
 
 def _compile_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -64,10 +72,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runtime.columns import parse_columns
     from .runtime.engine import PartitionErrors, run
     try:
-        summary = run(args.model, _data(args), args.output, provider=args.provider, batch_size=args.batch_size,
-                      outputs=args.outputs or None, columns=parse_columns(args.columns), progress=args.progress,
-                      output_format=args.format, target=args.target, keep=args.keep, **_row_options(args),
-                      **_engine_options(args), **_compile_options(args))
+        with warnings_shown():
+            summary = run(args.model, _data(args), args.output, provider=args.provider, batch_size=args.batch_size,
+                          outputs=args.outputs or None, columns=parse_columns(args.columns), progress=args.progress,
+                          output_format=args.format, target=args.target, keep=args.keep, **_row_options(args),
+                          **_engine_options(args), **_compile_options(args))
     except PartitionErrors as e:
         if args.json:
             print(json.dumps(e.result))
@@ -90,10 +99,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .runtime.columns import parse_columns
     from .runtime.engine import PartitionErrors, evaluate
     from .runtime.model import load_model
+    if args.checkpoint:  # refused before the model compiles (evaluate() checks again, for the API)
+        from .compiler.files import check_writable
+        check_writable(args.checkpoint)
     loaded = load_model(args.model, imports=tuple(args.imports), **_compile_options(args))
     failed = None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings_shown():
         try:
             result = evaluate(loaded, _data(args), args.target, args.metrics, provider=args.provider,
                               batch_size=args.batch_size, output=args.output, columns=parse_columns(args.columns),
@@ -102,8 +113,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
                               **_row_options(args), **_engine_options(args))
         except PartitionErrors as e:  # the other partitions' metrics are shown, then the failures, exit 1
             result, failed = e.result, e
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
     else:
@@ -111,6 +120,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if failed is not None:
         raise failed
     return 0
+
+
+@contextmanager
+def warnings_shown() -> Iterator[None]:
+    """Warnings (of any thread: the prefetch thread reads the data) as `warning: ...` lines on stderr, each once,
+    when the block ends, however it ends."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for message in dict.fromkeys(str(w.message) for w in caught):
+                print(f"warning: {message}", file=sys.stderr)
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -137,12 +159,13 @@ def print_table(result: dict[str, Any]) -> None:
 def cmd_compare(args: argparse.Namespace) -> int:
     from .runtime.columns import parse_columns
     from .runtime.compare import compare
-    report = compare(args.model, args.data, providers=_split(args.providers), variants=_split(args.variants),
-                     rtol=args.rtol, atol=args.atol, batch_size=args.batch_size, max_batches=args.max_batches,
-                     target=args.target, metrics=args.metrics, output=args.output,
-                     columns=parse_columns(args.columns), layers=args.layers, save_outputs=args.save_outputs,
-                     against=args.against, imports=tuple(args.imports), calibration_rows=args.calibration_rows,
-                     **_compile_options(args))
+    with warnings_shown():
+        report = compare(args.model, args.data, providers=_split(args.providers), variants=_split(args.variants),
+                         rtol=args.rtol, atol=args.atol, batch_size=args.batch_size, max_batches=args.max_batches,
+                         target=args.target, metrics=args.metrics, output=args.output,
+                         columns=parse_columns(args.columns), layers=args.layers, save_outputs=args.save_outputs,
+                         against=args.against, imports=tuple(args.imports), calibration_rows=args.calibration_rows,
+                         **_compile_options(args))
     if args.json:
         print(json.dumps(report))
     else:
@@ -241,6 +264,7 @@ def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--columns", action="append", default=[], metavar="INPUT=C1,C2")
     p.add_argument("--import", dest="imports", action="append", default=[])
     p.add_argument("--model", dest="model_name")
+    add_import_root(p)
     p.add_argument("--weights")
     p.add_argument("--init-missing", action="store_true")
     p.add_argument("--seed", type=int, default=0)

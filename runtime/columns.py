@@ -1,12 +1,14 @@
 """Which columns or arrays of the data feed which model input, the target and the sample weights (§7)."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from ..compiler.source import user_error
-from .data import Batch, Source
+from .data import Batch, Located, Source
 from .session import TensorSpec
 
 
@@ -137,6 +139,74 @@ def _cast(values: np.ndarray, spec: TensorSpec, what: str) -> np.ndarray:
         raise user_error(f"{what} has dtype {values.dtype.name}, model input '{spec.name}' expects "
                          f"{spec.dtype.name}")
     return values.astype(spec.dtype)
+
+
+def guard_casts(located: Iterable[Located], plan: ColumnPlan, inputs: list[TensorSpec]) -> Iterator[Located]:
+    """The batches as they are, once each column cast to a narrower float input has been looked at: a finite
+    value that the cast makes infinite is an error (its row and value named); integers past the float type's
+    exact integers that it rounds are a warning, once per column. (Floats losing digits to float32 are not.)"""
+    narrow = [(spec, plan.inputs.get(spec.name, [])) for spec in inputs if spec.dtype.kind == "f"]
+    warned: set[str] = set()
+    for source, first_row, batch in located:
+        errors = []   # (row, message): the first row of the batch with a value out of range is named
+        for spec, columns in narrow:
+            cast = [c for c in columns if c in batch and _narrows(batch[c].dtype, spec.dtype)]
+            if cast and not _fits([batch[c] for c in cast], spec.dtype):   # one cheap pass first, then by column
+                for column in cast:
+                    errors += _check_cast(batch[column], spec, source.path, first_row, column, warned)
+        if errors:
+            raise user_error(min(errors)[1])
+        yield source, first_row, batch
+
+
+def _narrows(source: np.dtype, target: np.dtype) -> bool:
+    return source.kind in "iu" or (source.kind == "f" and source.itemsize > target.itemsize)
+
+
+def _fits(arrays: list[np.ndarray], dtype: np.dtype) -> bool:
+    """Whether every value casts to `dtype` as it is: floats within its range, integers within its exact ones
+    (a NaN says no: the column-by-column check decides). Columns are joined: one max and one min a batch, not
+    two reductions a column (bench/cast_guard_bench.py: about half what feeds_for costs on the same columns)."""
+    info = np.finfo(dtype)
+    for kinds, bound in (("f", info.max), ("iu", 2 ** (info.nmant + 1))):
+        group = [a.reshape(-1) for a in arrays if a.dtype.kind in kinds and a.size]
+        if group:
+            joined = np.concatenate(group) if len(group) > 1 else group[0]
+            if not max(float(joined.max()), -float(joined.min())) <= bound:
+                return False
+    return True
+
+
+def _check_cast(values: np.ndarray, spec: TensorSpec, path: str, first_row: int, column: str,
+                warned: set[str]) -> list[tuple[int, str]]:
+    info, name = np.finfo(spec.dtype), spec.dtype.name
+    exact = 2 ** (info.nmant + 1)   # every integer up to this one is a float of this type
+    if values.dtype.kind == "f" and (values.dtype.itemsize <= spec.dtype.itemsize
+                                     or np.nanmax(np.abs(values), initial=0) <= info.max):
+        return []
+    if values.dtype.kind in "iu" and np.max(np.abs(values.astype(np.float64)), initial=0) <= exact:
+        return []
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = values.astype(spec.dtype)
+    overflow = np.isfinite(values) & ~np.isfinite(cast)
+    if overflow.any():
+        i, value, _ = _first_at(overflow, values, cast)
+        return [(i, f"{path} row {first_row + i + 1}, column '{column}': {value} is past {name}'s range "
+                    f"(±{info.max:.4g}), model input '{spec.name}' is {name}")]
+    rounded = cast.astype(np.float64) != values.astype(np.float64)
+    if values.dtype.kind in "iu" and rounded.any() and column not in warned:
+        warned.add(column)
+        i, value, became = _first_at(rounded, values, cast)
+        warnings.warn(f"{path}: column '{column}' holds integers past {name}'s exact ones (2**{info.nmant + 1} = "
+                      f"{exact:,}); model input '{spec.name}' is {name}, so they are rounded (row "
+                      f"{first_row + i + 1}: {value} becomes {became:.0f})", stacklevel=2)
+    return []
+
+
+def _first_at(mask: np.ndarray, values: np.ndarray, cast: np.ndarray) -> tuple[int, Any, Any]:
+    """The first row where `mask` holds, and its first such value before and after the cast."""
+    at = np.unravel_index(int(np.flatnonzero(mask)[0]), mask.shape)
+    return int(at[0]), values[at].item(), cast[at].item()
 
 
 def feeds_for(batch: Batch, plan: ColumnPlan, inputs: list[TensorSpec]) -> dict[str, np.ndarray]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import zipfile
+from itertools import islice
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import onnx
 
 from ..compiler.files import atomic_write
 from ..compiler.source import ModelcError, user_error
-from .columns import ColumnPlan, feeds_for, plan_columns
+from .columns import ColumnPlan, feeds_for, guard_casts, plan_columns
 from .data import NpySource, Source, open_source
 from .defaults import DEFAULT_BATCH, DEFAULT_CALIBRATION_ROWS
 from .engine import check_batch_size
@@ -233,7 +234,8 @@ class Comparison:
 
     def over(self, source: Source, plan: ColumnPlan, inputs: list[TensorSpec], batch_size: int,
              max_batches: int | None) -> None:
-        for batch in source.batches(batch_size):
+        located = source.located(batch_size)
+        for _, _, batch in guard_casts(islice(located, max_batches) if max_batches else located, plan, inputs):
             if max_batches is not None and self.batches >= max_batches:
                 break
             feeds = feeds_for(batch, plan, inputs)

@@ -7,15 +7,15 @@ so `--json` has one shape whichever engine ran.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..compiler.files import atomic_write
+from ..compiler.files import check_writable
 from ..compiler.source import user_error
+from .checkpoints import Checkpoints, checkpoint_key
 from .columns import parse_names
 from .data import NpySource, Source
 from .missing import check_policy
@@ -80,6 +80,8 @@ def evaluate(model: Any, data: Any, target: str, metrics: list[str], *, provider
     if dask:
         from .engine_dask import evaluate_dask, require_dask
         require_dask()
+    checkpoints = Checkpoints(checkpoint, checkpoint_every)
+    checkpoints.check()  # an unwritable path is an error now, not at the first checkpoint
     loaded = load_model(model, **compile_options)
     options = dict(target=target, metrics=metrics, batch_size=batch_size, output=output, columns=columns,
                    sample_weight=sample_weight, fuse_metrics=fuse_metrics, drop=parse_names(drop),
@@ -93,13 +95,19 @@ def evaluate(model: Any, data: Any, target: str, metrics: list[str], *, provider
     if isinstance(source, NpySource):  # a 2-D .npy holds the target as one of its columns
         source = source.as_table()
     plan = plan_eval(loaded, source, **options)
-    checkpoints = Checkpoints(checkpoint, checkpoint_every, _checkpoint_key(loaded, data, target, metrics, batch_size,
-                                                                            options))
+    if checkpoint:
+        checkpoints.key = checkpoint_key(loaded, plan.metric_set, data, _identity_options(options))
     return evaluate_local(plan, source, data, provider, progress, checkpoints, resume)
 
 
+def _identity_options(options: dict[str, Any]) -> dict[str, Any]:
+    """What, besides the model, metrics and data, makes two evaluations the same one (a checkpoint's key)."""
+    return {k: options[k] for k in ("target", "batch_size", "columns", "sample_weight", "output", "drop",
+                                    "on_missing")}
+
+
 def evaluate_local(plan: EvalPlan, source: Source, data: Any, provider: str, progress: bool | None,
-                   checkpoints: "Checkpoints", resume: bool) -> dict[str, Any]:
+                   checkpoints: Checkpoints, resume: bool) -> dict[str, Any]:
     """The eval loop over all the data in this process, with a progress bar and checkpoints."""
     runner = Runner.for_eval(plan.graphs, provider)
     tally = checkpoints.load() if resume else Tally()
@@ -123,41 +131,6 @@ def evaluate_local(plan: EvalPlan, source: Source, data: Any, provider: str, pro
     base = {"provider": provider, "output": plan.graphs.output.name}
     return eval_result(plan.metric_set, tally, seconds, data, base, {"fused": plan.graphs.kind == FUSED},
                        plan.job.on_missing)
-
-
-def _checkpoint_key(loaded: LoadedModel, data: Any, target: str, metrics: list[str], batch_size: int,
-                    options: dict[str, Any]) -> str:
-    return json.dumps([loaded.source, str(data), target, metrics, batch_size, loaded.proto.ByteSize(),
-                       options["drop"], options["on_missing"]])
-
-
-class Checkpoints:
-    """The merged states and counters of a local evaluation, saved atomically every `every` batches, and
-    loaded again by --resume (only into the evaluation they came from)."""
-
-    COUNTERS = ("rows", "batches", "nan_inputs", "nan_targets", "missing_rows")
-
-    def __init__(self, path: str | None, every: int, key: str):
-        self.path, self.every, self.key = path, every, key
-
-    def load(self) -> Tally:
-        if not self.path or not Path(self.path).exists():
-            return Tally()
-        saved = np.load(self.path, allow_pickle=False)
-        if str(saved["__key__"]) != self.key:
-            raise user_error(f"checkpoint {self.path} belongs to another evaluation (model, data, metrics or "
-                             "batch size differ); remove it or drop --resume")
-        states = {k: saved[k] for k in saved.files if not k.startswith("__")}
-        return Tally(states=states, **{c: int(saved[f"__{c}__"]) for c in self.COUNTERS if f"__{c}__" in saved})
-
-    def save(self, tally: Tally) -> None:
-        if not self.path:
-            return
-        arrays = {"__key__": np.array(self.key), **{f"__{c}__": np.array(getattr(tally, c)) for c in self.COUNTERS},
-                  **tally.states}
-        with atomic_write(self.path) as (tmp,):
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
 
 
 # --- run --------------------------------------------------------------------------------------------------
@@ -187,6 +160,8 @@ def run(model: Any, data: Any, output_path: str, *, provider: str = "cpu", batch
     if dask:
         from .engine_dask import require_dask, run_dask
         require_dask()
+    if not partitioned:
+        check_writable(output_path)  # before the model compiles and the data is read
     loaded = load_model(model, **compile_options)
     if not partitioned:
         return run_local(loaded, data, output_path, provider, batch_size, outputs, select, progress)
@@ -209,9 +184,6 @@ def run_local(loaded: LoadedModel, data: Any, output_path: str, provider: str, b
     source = open_data(data)
     job = plan_run(loaded, source, batch_size, outputs, **select)
     runner = Runner([loaded.proto], provider, PREDICT)
-    folder = Path(output_path).resolve().parent
-    if not folder.is_dir():
-        raise user_error(f"cannot write {output_path}: no folder {folder}")
     bar = Progress(source.num_rows, progress, "predicting")
     started = time.perf_counter()
     try:

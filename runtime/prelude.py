@@ -10,6 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..compiler import nodes as N
+from ..compiler.files import atomic_write
 
 PRELUDE = Path(__file__).with_name("prelude.model")
 PRELUDE_JSON = PRELUDE.with_suffix(".json")
@@ -31,7 +32,9 @@ def fresh_prelude_json() -> str:
 
 
 def main() -> None:
-    PRELUDE_JSON.write_text(fresh_prelude_json(), encoding="utf-8")
+    text = fresh_prelude_json()
+    with atomic_write(PRELUDE_JSON) as (tmp,):
+        tmp.write_text(text, encoding="utf-8")
     print(f"wrote {PRELUDE_JSON}")
 
 

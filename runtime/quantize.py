@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import numpy as np
 import onnx
 import onnx.inliner
 
+from ..compiler.files import scratch_folder
 from ..compiler.source import user_error
 from .columns import feeds_for, plan_columns
 from .defaults import DEFAULT_CALIBRATION_ROWS
@@ -83,7 +83,7 @@ def quantize(proto: onnx.ModelProto, mode: str, calibrate: Any = None, rows: int
 
 def _run_quantizer(q: Any, flat: onnx.ModelProto, reader: CalibrationRows | None,
                    workdir: str | None) -> onnx.ModelProto:
-    with tempfile.TemporaryDirectory(prefix="modelc-quantize-", dir=workdir) as tmp:
+    with scratch_folder(workdir, "quantize") as tmp:
         src, out = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         onnx.save(flat, str(src))
         if reader is None:  # dynamic

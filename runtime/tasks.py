@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -14,9 +13,10 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from ..compiler.files import scratch_folder
 from ..compiler.source import ModelcError, user_error
 from ..compiler.states import merge_states
-from .columns import ColumnPlan, feeds_for, plan_columns, require_column
+from .columns import ColumnPlan, feeds_for, guard_casts, plan_columns, require_column
 from .data import Batch, Located, Source, nan_row_mask, prefetch
 from .defaults import DEFAULT_ON_MISSING
 from .missing import screen
@@ -177,7 +177,7 @@ def screened(job: EvalJob | RunJob, located: Iterable[Located]) -> Iterator[tupl
 
     def skipped(n: int) -> None:
         pending[0] += n
-    for batch in screen(located, job.plan.checked(), job.on_missing, skipped):
+    for batch in screen(guard_casts(located, job.plan, job.inputs), job.plan.checked(), job.on_missing, skipped):
         left_out, pending[0] = pending[0], 0
         yield batch, left_out
 
@@ -207,7 +207,7 @@ def predict_batches(job: RunJob, runner: Runner, located: Iterable[Located], out
     """The predict loop: each batch's kept columns and outputs appended to scratch files beside `out_path`,
     then the predictions file written atomically. `on_batch(rows, rows_so_far)` sees each batch."""
     folder = Path(out_path).resolve().parent
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".modelc-run-") as scratch:
+    with scratch_folder(folder, "run") as scratch:
         raw = RawColumns(scratch)
         try:
             for batch, left_out in screened(job, located):

@@ -15,3 +15,10 @@ os.chdir(ROOT)
 (PRIVATE_TMP / "tmp").mkdir(parents=True, exist_ok=True)
 os.environ["TMPDIR"] = str(PRIVATE_TMP / "tmp")
 tempfile.tempdir = None  # tempfile reads TMPDIR again
+
+# `make fuzz EXAMPLES=N`: the hypothesis fuzzers (helpers.fuzz_settings) run N random examples each
+if os.environ.get("HYPOTHESIS_PROFILE") == "fuzz":
+    from hypothesis import HealthCheck, settings
+    settings.register_profile("fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "100000")), deadline=None,
+                              database=None, derandomize=False, suppress_health_check=list(HealthCheck))
+    settings.load_profile("fuzz")

@@ -1,6 +1,7 @@
 """Shared test helpers: paths, the installed CLI, random feeds for a model's inputs."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((ROOT / "samples").glob("*.model"))
 MODELC = str(Path(sys.executable).parent / "modelc")
+
+
+def fuzz_settings(ci_examples: int, **options):
+    """A fuzzer's hypothesis settings. In the normal suite: `ci_examples`, the same ones every run (derandomized,
+    no example database). Under `make fuzz` (HYPOTHESIS_PROFILE=fuzz, registered in conftest.py): the
+    profile's number of examples (EXAMPLES), random ones."""
+    from hypothesis import settings
+    if os.environ.get("HYPOTHESIS_PROFILE") == "fuzz":
+        return settings(settings.get_profile("fuzz"), **options)
+    return settings(max_examples=ci_examples, deadline=None, derandomize=True, database=None, **options)
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -21,20 +21,22 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 import modelc
 from modelc.compiler.source import MAX_QUOTE
+from helpers import fuzz_settings
+from modelc.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((ROOT / "samples").glob("*.model"))
 MODELC = str(Path(sys.executable).parent / "modelc")
 
-FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.filter_too_much])
-FUZZ_MUTATIONS = settings(FUZZ, max_examples=800)  # cheap: most mutations stop at a syntax error
+HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+FUZZ = fuzz_settings(200, suppress_health_check=HEALTH)
+FUZZ_MUTATIONS = fuzz_settings(800, suppress_health_check=HEALTH)  # cheap: most mutations stop at a syntax error
+FUZZ_BYTES = fuzz_settings(150, suppress_health_check=HEALTH)
 
 RENDERED = re.compile(r"(.+?):(\d+):(\d+): error: [^\n]+\n([^\n]*)\n([ \t]*)(\^+)\Z")
 
@@ -396,3 +398,70 @@ def test_known_crash_int_to_float_overflow() -> None:
 def test_known_hang_huge_int_power() -> None:
     result = _check_in_subprocess("model m(x: float32[batch, 8]) {\n    return x + 9 ** 9 ** 9\n}\n", timeout=5)
     assert result.returncode == 0 and "error:" in result.stdout
+
+
+# --- (c) hostile bytes through `modelc check`, in process ---------------------------------------------------------
+NASTY = [b"\xef\xbb\xbf", b"\x00", b"\xff\xfe", b"\xc3(", b"\xed\xa0\x80", b"\r", b"\r\n", b"\x0c", b"\xe2\x80\xa8",
+         b'"', b"\\", b"#", b"import ", b'import "', b"{" * 50, b"(" * 300, b"9" * 400, b"\t"]
+
+
+@st.composite
+def hostile_bytes(draw) -> bytes:
+    """Random bytes, or a sample's bytes with bytes inserted, cut or overwritten (invalid UTF-8, a BOM, NULs)."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=600))
+    data = bytearray(SAMPLE_TEXTS[draw(st.integers(0, len(SAMPLE_TEXTS) - 1))].encode())
+    for _ in range(draw(st.integers(1, 6))):
+        at = draw(st.integers(0, len(data)))
+        piece = draw(st.one_of(st.sampled_from(NASTY), st.binary(min_size=1, max_size=8)))
+        kind = draw(st.sampled_from(["insert", "overwrite", "cut"]))
+        if kind == "insert":
+            data[at:at] = piece
+        elif kind == "overwrite":
+            data[at:at + len(piece)] = piece
+        else:
+            del data[at:at + draw(st.integers(1, 40))]
+    return bytes(data)
+
+
+@FUZZ_BYTES
+@given(hostile_bytes(), st.booleans())
+def test_hostile_bytes_through_check_only_give_diagnostics(tmp_path_factory, data: bytes, imported: bool) -> None:
+    """`modelc check` on the bytes (or on a program that imports them): exit 0 or 1 and a diagnostic, never a
+    traceback or an internal error; an imported file that is no .model is quoted no further than a token."""
+    import contextlib
+    import io
+    folder = tmp_path_factory.getbasetemp() / "hostile-bytes"
+    folder.mkdir(exist_ok=True)
+    target = folder / ("junk.bin" if imported else "junk.model")
+    target.write_bytes(data)
+    if imported:
+        (folder / "main.model").write_text('import "junk.bin"\nmodel m(x: float32[batch, 2]) {\n    return x\n}\n')
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["check", str(folder / "main.model" if imported else target)])
+    stderr = err.getvalue()
+    assert code in (0, 1), stderr
+    assert "internal error" not in stderr and "Traceback" not in stderr, stderr
+    assert (code == 0) == (stderr == ""), stderr
+    assert code == 1 or "ok (" in out.getvalue()
+    if imported and code == 1:   # under a diagnostic in the imported junk: a token at most, never its lines
+        lines = stderr.split("\n")
+        quoted = [lines[i + 1] for i, line in enumerate(lines[:-1]) if line.startswith(f"{target}:")]
+        assert all(len(q.strip()) <= 40 for q in quoted), stderr
+
+
+@pytest.mark.parametrize("text", [
+    'layer f(x: [batch, n]) {\n    return x -> batch\n}\nmodel m(x: float32[batch, 4]) {\n    return x -> f\n}\n',
+    'model m(x: float32[batch, 4]) {\n    return x + batch\n}\n'])
+def test_found_a_run_time_dimension_used_as_a_value(text: str) -> None:
+    """Found by the hostile-bytes fuzzer (`-> batch_norm` cut to `-> batch`): an internal error before."""
+    (d,) = assert_only_diagnostics(text)
+    assert d.message.startswith("'batch' is a dimension whose size is known only when the model runs"), d.message
+
+
+@pytest.mark.parametrize("path", ["\x00lib/blocks.model", "lib\\u0000.model"])
+def test_found_a_nul_in_an_import_path(path: str) -> None:
+    """Found by the hostile-bytes fuzzer: `import "\\x00lib/blocks.model"` was an internal error (ValueError)."""
+    (d,) = assert_only_diagnostics(f'import "{path}"\nmodel m(x: float32[batch, 4]) {{\n    return x\n}}\n')
+    assert d.message.endswith("a path cannot hold a NUL character"), d.message

@@ -15,7 +15,7 @@ PACKAGES = {"modelc": "modelc", "modelc.grammar": "grammar", "modelc.compiler": 
 
 # Lowest first: a module may import from its own layer or a lower one, never from a higher one.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("foundations", {"compiler.source", "compiler.files", "compiler.nodes", "compiler.types", "compiler.ir",
+    ("foundations", {"compiler.source", "compiler.files", "compiler.imports", "compiler.nodes", "compiler.types", "compiler.ir",
                      "compiler.values", "compiler.arguments", "compiler.numpy_ops", "compiler.keras_names", "grammar",
                      "modelc.version", "grammar.model_parser", "grammar.generate_parser", "compiler.limits"}),
     ("tables", {"compiler.builder", "compiler.operators", "compiler.functions", "compiler.initializers",
@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, set[str]]] = [
                                 "runtime.finalize", "runtime.prelude", "runtime.metrics", "runtime.writers",
                                 "runtime"}),
     ("model", {"runtime.model", "runtime.quantize"}),
-    ("tasks", {"runtime.tasks", "runtime.report"}),
+    ("tasks", {"runtime.tasks", "runtime.report", "runtime.checkpoints"}),
     ("engines", {"runtime.engine_dask", "runtime.dask_worker", "runtime.engine", "runtime.compare"}),
     ("command line", {"modelc.api", "modelc.cli", "modelc.runtime_cli", "modelc.__main__", "modelc"}),
 ]

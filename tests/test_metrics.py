@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import onnx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 from sklearn import metrics as skm
@@ -35,7 +35,7 @@ from modelc.compiler import driver
 from modelc.runtime.engine import evaluate
 from modelc.runtime.metrics import Metric, metric_definitions
 
-from helpers import run_cli
+from helpers import fuzz_settings, run_cli
 
 # --- data: float32 values; the tight runs feed them as float64 ---------------------------------
 N = 1000
@@ -382,8 +382,7 @@ M = 120                                                   # rows used by the pro
 PROPERTY_SPECS = {"mse": "regression", "r2": "regression", "value_range": "regression",
                   "precision": "binary", "confusion_matrix(2)": "binary", "auc": "binary",
                   "top_k_accuracy(k=2)": "categorical"}
-PROPERTY_SETTINGS = settings(max_examples=30, deadline=None, derandomize=True, database=None,
-                             suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = fuzz_settings(30, suppress_health_check=[HealthCheck.too_slow])
 
 
 def new_metric(spec):
