@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from ..compiler.array_files import NpzArchive, read_rows
 from ..compiler.files import atomic_write
 from ..compiler.source import ModelcError, user_error
 from .columns import ColumnPlan, feeds_for, plan_columns
@@ -174,7 +175,7 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
         definitions = _metric_definitions(model, imports)
         for side in sides:
             side.metrics = [Metric(m, definitions) for m in metrics]
-    golden = _load_golden(against, outputs) if against else None
+    golden = Golden(against, sides[0].session.outputs) if against else None
     run = Comparison(sides, golden, outputs, rtol, atol, target, task_output, bool(save_outputs))
     run.over(source, plan, inputs, batch_size, max_batches)
     if run.rows == 0:  # agreeing on nothing must not pass a gate
@@ -208,7 +209,7 @@ class Comparison:
     """The sides run batch by batch on the same feeds; each compared side's outputs streamed into statistics
     against the reference (the first side, or the saved golden outputs)."""
 
-    def __init__(self, sides: list[Side], golden: dict[str, np.ndarray] | None, outputs: list[str], rtol: float,
+    def __init__(self, sides: list[Side], golden: "Golden | None", outputs: list[str], rtol: float,
                  atol: float, target: str | None, task_output: str | None, save: bool):
         self.sides, self.golden, self.outputs = sides, golden, outputs
         self.rtol, self.atol, self.target, self.task_output, self.save = rtol, atol, target, task_output, save
@@ -229,8 +230,7 @@ class Comparison:
 
     def one_batch(self, batch: dict[str, np.ndarray], feeds: dict[str, np.ndarray], n: int) -> None:
         results = [self.run_side(side, batch, feeds) for side in self.sides]
-        reference = {o: self.golden[o][self.rows:self.rows + n] for o in self.outputs} \
-            if self.golden is not None else results[0]
+        reference = self.golden.take(n) if self.golden is not None else results[0]
         for side, result in zip(self.sides, results):
             if side in self.compared:
                 for o in self.outputs:
@@ -300,16 +300,43 @@ def _difference(a: Any, b: Any) -> Any:
         return None
 
 
-def _load_golden(folder: str, outputs: list[str]) -> dict[str, np.ndarray]:
-    meta_path = Path(folder) / "meta.json"
-    if not meta_path.exists():
-        raise user_error(f"--against {folder}: no meta.json there; write one with --save-outputs {folder}")
-    meta = json.loads(meta_path.read_text())
-    with np.load(Path(folder) / f"{meta['reference']}.npz", allow_pickle=False) as z:
-        missing = [o for o in outputs if o not in z.files]
-        if missing:
-            raise user_error(f"--against {folder}: the stored outputs lack '{missing[0]}'")
-        return {o: z[o] for o in outputs}
+class Golden:
+    """The outputs stored by --save-outputs DIR, read by --against DIR batch by batch in step with the data:
+    names and shapes are checked from the headers first, and only a batch's rows are ever held."""
+
+    def __init__(self, folder: str, outputs: list[TensorSpec]):
+        self.folder = folder
+        meta_path = Path(folder) / "meta.json"
+        if not meta_path.exists():
+            raise user_error(f"--against {folder}: no meta.json there; write one with --save-outputs {folder}")
+        try:
+            reference = json.loads(meta_path.read_text())["reference"]
+            self.archive = NpzArchive(str(Path(folder) / f"{Path(str(reference)).name}.npz"))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise user_error(f"--against {folder}: meta.json is not one --save-outputs wrote ({e})") from None
+        except ModelcError as e:
+            raise user_error(f"--against {folder}: {e.diagnostics[0].message}") from None
+        headers = self.archive.headers
+        for spec in outputs:
+            if spec.name not in headers:
+                raise user_error(f"--against {folder}: the stored outputs lack '{spec.name}'")
+            stored = headers[spec.name].shape
+            if len(stored) != len(spec.shape) or any(isinstance(w, int) and w != g
+                                                     for w, g in zip(spec.shape[1:], stored[1:])):
+                raise user_error(f"--against {folder}: stored output '{spec.name}' has shape {list(stored)}, the "
+                                 f"model gives [{', '.join(str(d) for d in spec.shape)}]")
+        self.headers = {o.name: headers[o.name] for o in outputs}
+        self.rows = min(h.shape[0] for h in self.headers.values()) if self.headers else 0
+        self.handles = {name: self.archive.open(name) for name in self.headers}
+        self.taken = 0
+
+    def take(self, n: int) -> dict[str, np.ndarray]:
+        """The next `n` rows of every stored output."""
+        if self.taken + n > self.rows:
+            raise user_error(f"--against {self.folder}: the stored outputs have {self.rows} rows, the data more")
+        self.taken += n
+        return {name: read_rows(f, self.headers[name], n, f"{self.archive.path}: array '{name}'")
+                for name, f in self.handles.items()}
 
 
 def _save(folder: str, sides: list[Side], inputs: dict[str, list[np.ndarray]], report: dict[str, Any]) -> None:
