@@ -24,7 +24,7 @@ from .data import NpySource, Source, open_source
 from .defaults import DEFAULT_BATCH, DEFAULT_CALIBRATION_ROWS
 from .engine import check_batch_size
 from .metrics import Metric, metric_definitions
-from .model import model_inputs
+from .model import data_folder_of, load_model, model_inputs
 from .quantize import quantize
 from .session import Session, TensorSpec
 
@@ -109,7 +109,7 @@ def build_sides(model: str, providers: list[str], variants: list[str] | None, la
     layer_of: dict[str, str] = {}
     same_value: dict[str, str] = {}
     if not is_source:
-        proto = onnx.load(str(model))
+        proto = load_model(model).proto  # its external data, if any, stays on disk
         return [(p, proto, p) for p in providers], layer_of, same_value
     from ..compiler import driver
     program = driver.load_file(model)
@@ -163,7 +163,8 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
                                               {**compile_options, "calibration": calibration})
     if len(specs) + (1 if against else 0) < 2:
         raise user_error("compare needs two sides: several --providers, several --variants, or --against DIR")
-    sides = [Side(label, _session(label, proto, provider)) for label, proto, provider in specs]
+    folder = None if str(model).endswith(".model") else data_folder_of(specs[0][1], str(model))
+    sides = [Side(label, _session(label, proto, provider, folder)) for label, proto, provider in specs]
     inputs = model_inputs(specs[0][1])
     source = open_source(str(data))
     if target is not None and isinstance(source, NpySource):
@@ -188,10 +189,10 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
     return report
 
 
-def _session(label: str, proto: onnx.ModelProto, provider: str) -> Session:
+def _session(label: str, proto: onnx.ModelProto, provider: str, data_folder: str | None) -> Session:
     """The side's session; a provider that cannot run a variant (bf16 on cpu) is named with the side."""
     try:
-        return Session(proto, provider)
+        return Session(proto, provider, data_folder=data_folder)
     except ModelcError as e:
         raise user_error(f"compare side {label}: {e.diagnostics[0].message}") from None
 

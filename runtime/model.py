@@ -8,6 +8,7 @@ opsets below 17 where onnx.compose cannot merge, or when fusion is turned off).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ class LoadedModel:
     proto: onnx.ModelProto
     programs: list[Any] = field(default_factory=list)   # the .model file and --import files, for their metrics
     source: str = ""
+    data_folder: str | None = None  # where the proto's external data lies: its weights are never loaded here
 
 
 def load_model(model: Any, *, model_name: str | None = None, weights: str | None = None, seed: int = 0,
@@ -47,11 +49,19 @@ def load_model(model: Any, *, model_name: str | None = None, weights: str | None
         proto = driver.compile_program(program, model_name, weights, seed, None, False, init_missing,
                                        require_weights=True)
         return LoadedModel(proto, [program, *programs], path)
-    try:
-        proto = onnx.load(path)
+    try:  # weights in external data stay there: onnxruntime reads them from the file (session.py)
+        proto = onnx.load(path, load_external_data=False)
     except Exception as e:  # noqa: BLE001 - onnx raises OSError, DecodeError or its own types
         raise user_error(f"cannot read model {path}: {e}") from None
-    return LoadedModel(proto, programs, path)
+    return LoadedModel(proto, programs, path, data_folder_of(proto, path))
+
+
+def data_folder_of(proto: onnx.ModelProto, path: str) -> str | None:
+    """The folder of a model file whose weights are in external data (their locations are relative to it)."""
+    from onnx.external_data_helper import uses_external_data
+    if any(uses_external_data(t) for t in proto.graph.initializer):
+        return str(Path(path).resolve().parent)
+    return None
 
 
 def model_inputs(proto: onnx.ModelProto) -> list[TensorSpec]:
@@ -88,11 +98,40 @@ def opset_of(proto: onnx.ModelProto) -> int:
 
 
 def fuse(proto: onnx.ModelProto, states: onnx.ModelProto, output: str) -> onnx.ModelProto:
-    """Model and metric-state graph as one: a batch goes in, only the small states come out."""
+    """Model and metric-state graph as one: a batch goes in, only the small states come out.
+
+    Weights in external data stay there: onnx's checker (which merge_models runs) would look for their file
+    from the working folder, so they pass the merge as typed graph inputs and come back as the same
+    initializers after it, still pointing at the model's data file."""
     from onnx import compose
+    from onnx.external_data_helper import uses_external_data
+    external = [t for t in proto.graph.initializer if uses_external_data(t)]
+    listed = {i.name for i in proto.graph.input}
+    added = {t.name for t in external} - listed
+    if external:
+        proto = _weights_as_inputs(proto, external, added)
     states = compose.add_prefix(states, STATE_PREFIX)
-    return compose.merge_models(proto, states, io_map=[(output, f"{STATE_PREFIX}y_pred")],
-                                outputs=[o.name for o in states.graph.output])
+    fused = compose.merge_models(proto, states, io_map=[(output, f"{STATE_PREFIX}y_pred")],
+                                 outputs=[o.name for o in states.graph.output])
+    if external:
+        inputs = [i for i in fused.graph.input if i.name not in added]
+        del fused.graph.input[:]
+        fused.graph.input.extend(inputs)
+        fused.graph.initializer.extend(external)
+    return fused
+
+
+def _weights_as_inputs(proto: onnx.ModelProto, external: list[onnx.TensorProto], added: set[str]) -> onnx.ModelProto:
+    """A copy (cheap: the weights are not in it) with the external weights as typed graph inputs instead."""
+    names = {t.name for t in external}
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    kept = [t for t in out.graph.initializer if t.name not in names]
+    del out.graph.initializer[:]
+    out.graph.initializer.extend(kept)
+    out.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims)
+                           for t in external if t.name in added)
+    return out
 
 
 @dataclass
@@ -102,6 +141,7 @@ class EvalGraphs:
     kind: str                       # FUSED or SPLIT
     protos: list[onnx.ModelProto]   # [fused] or [model, states]
     output: TensorSpec              # the model output that is y_pred
+    data_folder: str | None = None  # where the model's external data lies (LoadedModel.data_folder)
 
 
 def eval_graphs(loaded: LoadedModel, metric_set: MetricSet, output: TensorSpec, target_shape: tuple[int, ...],
@@ -111,9 +151,10 @@ def eval_graphs(loaded: LoadedModel, metric_set: MetricSet, output: TensorSpec, 
     y_true, y_pred = metric_types(f"output '{output.name}'", output.dtype, output.shape[1:], target_shape)
     opset = opset_of(proto)
     states = metric_set.state_graph(y_true, y_pred, weighted, max(opset, 17), proto.ir_version)
+    # with external data the model graph is weightless: the fused graph's weights still point at the file
     if fuse_metrics and opset >= 17:
-        return EvalGraphs(FUSED, [fuse(proto, states, output.name)], output)
-    return EvalGraphs(SPLIT, [proto, states], output)
+        return EvalGraphs(FUSED, [fuse(proto, states, output.name)], output, loaded.data_folder)
+    return EvalGraphs(SPLIT, [proto, states], output, loaded.data_folder)
 
 
 class Runner:
@@ -123,14 +164,18 @@ class Runner:
     """
 
     def __init__(self, protos: list[onnx.ModelProto | bytes], provider: str, kind: str, output: str | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, data_folder: str | None = None):
         self.kind, self.output = kind, output
-        self.sessions = [Session(p if isinstance(p, onnx.ModelProto) else onnx.load_from_string(p), provider, threads)
-                         for p in protos]
+        self.sessions = [Session(p if isinstance(p, onnx.ModelProto) else onnx.load_from_string(p), provider, threads,
+                                 data_folder) for p in protos]
 
     @classmethod
     def for_eval(cls, graphs: EvalGraphs, provider: str, threads: int | None = None) -> "Runner":
-        return cls(graphs.protos, provider, graphs.kind, graphs.output.name, threads)
+        return cls(graphs.protos, provider, graphs.kind, graphs.output.name, threads, graphs.data_folder)
+
+    @classmethod
+    def for_run(cls, loaded: LoadedModel, provider: str, threads: int | None = None) -> "Runner":
+        return cls([loaded.proto], provider, PREDICT, None, threads, loaded.data_folder)
 
     @property
     def output_names(self) -> list[str]:

@@ -53,10 +53,25 @@ def _load_failure(provider: str, message: str) -> str:
             f"(opset {version}, node '{node}') with its tensor types; use another provider or precision")
 
 
+def with_external_data(model: onnx.ModelProto, data_folder: str | None) -> onnx.ModelProto:
+    """A copy of the model with its external data loaded, for onnx's reference evaluator (the oracle, which
+    reads weights from the proto); the model itself when it has none."""
+    if not data_folder:
+        return model
+    from onnx.external_data_helper import load_external_data_for_model
+    loaded = onnx.ModelProto()
+    loaded.CopyFrom(model)
+    load_external_data_for_model(loaded, data_folder)
+    return loaded
+
+
 class Session:
     """`run(feeds) -> {name: array}` on the provider asked for, or a clear error; never a silent fall-back."""
 
-    def __init__(self, model: onnx.ModelProto, provider: str = "cpu", threads: int | None = None):
+    def __init__(self, model: onnx.ModelProto, provider: str = "cpu", threads: int | None = None,
+                 data_folder: str | None = None):
+        """`data_folder`: where the external data of a model loaded without it lies (its locations are relative
+        to it). onnxruntime reads the weights from there: they never enter the proto, whatever their size."""
         if provider not in PROVIDERS:
             raise user_error(f"unknown provider '{provider}'; expected one of "
                                                f"{', '.join(PROVIDERS)}")
@@ -67,7 +82,7 @@ class Session:
         if provider == "reference":
             from onnx.reference import ReferenceEvaluator
             refuse_what_the_reference_ignores(model)
-            self._ref = ReferenceEvaluator(model)
+            self._ref = ReferenceEvaluator(with_external_data(model, data_folder))
             return
         try:
             import onnxruntime as ort
@@ -83,6 +98,8 @@ class Session:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)
         options.log_severity_level = 3
+        if data_folder:
+            options.add_session_config_entry("session.model_external_initializers_file_folder_path", data_folder)
         chosen = [wanted] if provider == "cpu" else [wanted, "CPUExecutionProvider"]
         try:
             self._ort = ort.InferenceSession(model.SerializeToString(), options, providers=chosen)
