@@ -98,8 +98,11 @@ class Session:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)
         options.log_severity_level = 3
-        if data_folder:
+        if data_folder:  # external weights: read (memory-mapped) from the model's folder, never copied into the proto
             options.add_session_config_entry("session.model_external_initializers_file_folder_path", data_folder)
+            # pre-packing would hold a packed copy of each weight beside the mapped one while loading (1.5x the
+            # weights' size for a model of two big layers); without it the weights stay mapped (about 1x)
+            options.add_session_config_entry("session.disable_prepacking", "1")
         chosen = [wanted] if provider == "cpu" else [wanted, "CPUExecutionProvider"]
         try:
             self._ort = ort.InferenceSession(model.SerializeToString(), options, providers=chosen)
