@@ -72,7 +72,8 @@ def test_external_data_runs_and_evaluates_without_loading_it(models, data, tmp_p
     for model, out in ((inline, tmp_path / "inline.npz"), (external, tmp_path / "ext.npz")):
         assert cli.main(["run", str(model), "--data", str(data), "-o", str(out), "--batch-size", "8"]) == 0
     np.testing.assert_allclose(np.load(tmp_path / "ext.npz")["y"], want, rtol=1e-5, atol=1e-6)
-    np.testing.assert_array_equal(np.load(tmp_path / "ext.npz")["y"], np.load(tmp_path / "inline.npz")["y"])
+    # external data runs without onnxruntime's pre-packing (session.py): another GEMM, float32 last bits may move
+    np.testing.assert_allclose(np.load(tmp_path / "ext.npz")["y"], np.load(tmp_path / "inline.npz")["y"], rtol=1e-6)
     capsys.readouterr()
     results = {}
     for model in (inline, external):
@@ -80,7 +81,8 @@ def test_external_data_runs_and_evaluates_without_loading_it(models, data, tmp_p
                          "--metric", "mae", "--batch-size", "8", "--json"]) == 0, capsys.readouterr().err
         results[model] = json.loads(capsys.readouterr().out)
     assert results[external]["fused"] is True
-    assert results[external]["metrics"] == results[inline]["metrics"]
+    for name, value in results[inline]["metrics"].items():
+        np.testing.assert_allclose(results[external]["metrics"][name], value, rtol=1e-6)
     np.testing.assert_allclose(results[external]["metrics"]["mse"], np.mean((want - t) ** 2), rtol=1e-5)
     np.testing.assert_allclose(results[external]["metrics"]["mae"], np.mean(np.abs(want - t)), rtol=1e-5)
 
