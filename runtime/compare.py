@@ -24,9 +24,9 @@ from .data import NpySource, Source, open_source
 from .defaults import DEFAULT_BATCH, DEFAULT_CALIBRATION_ROWS
 from .engine import check_batch_size
 from .metrics import Metric, metric_definitions
-from .model import data_folder_of, load_model, model_inputs
+from .model import external_of, load_model, model_inputs
 from .quantize import quantize
-from .session import Session, TensorSpec
+from .session import ExternalWeights, Session, TensorSpec
 
 VARIANTS = {  # name -> compile options
     "fp32": {}, "fp16": {"dtype": "float16"}, "bf16": {"dtype": "bfloat16"}, "fp64": {"dtype": "float64"},
@@ -163,8 +163,8 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
                                               {**compile_options, "calibration": calibration})
     if len(specs) + (1 if against else 0) < 2:
         raise user_error("compare needs two sides: several --providers, several --variants, or --against DIR")
-    folder = None if str(model).endswith(".model") else data_folder_of(specs[0][1], str(model))
-    sides = [Side(label, _session(label, proto, provider, folder)) for label, proto, provider in specs]
+    external = None if str(model).endswith(".model") else external_of(specs[0][1], str(model))
+    sides = [Side(label, _session(label, proto, provider, external)) for label, proto, provider in specs]
     inputs = model_inputs(specs[0][1])
     source = open_source(str(data))
     if target is not None and isinstance(source, NpySource):
@@ -189,10 +189,10 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
     return report
 
 
-def _session(label: str, proto: onnx.ModelProto, provider: str, data_folder: str | None) -> Session:
+def _session(label: str, proto: onnx.ModelProto, provider: str, external: ExternalWeights | None) -> Session:
     """The side's session; a provider that cannot run a variant (bf16 on cpu) is named with the side."""
     try:
-        return Session(proto, provider, data_folder=data_folder)
+        return Session(proto, provider, external=external)
     except ModelcError as e:
         raise user_error(f"compare side {label}: {e.diagnostics[0].message}") from None
 

@@ -16,7 +16,7 @@ import onnx
 
 from ..compiler.source import user_error
 from .metrics import MetricSet, metric_types
-from .session import Session, TensorSpec, tensor_specs
+from .session import ExternalWeights, Session, TensorSpec, tensor_specs
 
 STATE_PREFIX = "metric:"        # the state graph's names inside a fused graph
 FUSED, SPLIT, PREDICT = "fused", "split", "predict"
@@ -27,7 +27,7 @@ class LoadedModel:
     proto: onnx.ModelProto
     programs: list[Any] = field(default_factory=list)   # the .model file and --import files, for their metrics
     source: str = ""
-    data_folder: str | None = None  # where the proto's external data lies: its weights are never loaded here
+    external: ExternalWeights | None = None  # weights the proto declares but does not hold (over 2 GB)
 
 
 def load_model(model: Any, *, model_name: str | None = None, weights: str | None = None, seed: int = 0,
@@ -46,22 +46,33 @@ def load_model(model: Any, *, model_name: str | None = None, weights: str | None
     if path.endswith(".model"):
         from ..compiler import driver
         program = driver.load_file(path)
-        proto = driver.compile_program(program, model_name, weights, seed, None, False, init_missing,
-                                       require_weights=True)
-        return LoadedModel(proto, [program, *programs], path)
+        compiled = driver.compile_for_saving(program, model_name, weights, seed, None, False, init_missing,
+                                             require_weights=True)
+        proto, external = _weights_beside(compiled)
+        return LoadedModel(proto, [program, *programs], path, external)
     try:  # weights in external data stay there: onnxruntime reads them from the file (session.py)
         proto = onnx.load(path, load_external_data=False)
     except Exception as e:  # noqa: BLE001 - onnx raises OSError, DecodeError or its own types
         raise user_error(f"cannot read model {path}: {e}") from None
-    return LoadedModel(proto, programs, path, data_folder_of(proto, path))
+    return LoadedModel(proto, programs, path, external_of(proto, path))
 
 
-def data_folder_of(proto: onnx.ModelProto, path: str) -> str | None:
-    """The folder of a model file whose weights are in external data (their locations are relative to it)."""
+def external_of(proto: onnx.ModelProto, path: str) -> ExternalWeights | None:
+    """A model file's weights in external data: in its folder (their locations are relative to it)."""
     from onnx.external_data_helper import uses_external_data
     if any(uses_external_data(t) for t in proto.graph.initializer):
-        return str(Path(path).resolve().parent)
+        return ExternalWeights(folder=str(Path(path).resolve().parent))
     return None
+
+
+def _weights_beside(compiled: Any) -> tuple[onnx.ModelProto, ExternalWeights | None]:
+    """A .model compiled here: its weights attached to the proto, or, over the 2 GB a protobuf holds (the
+    threshold at which compile writes external data), declared in it and handed to onnxruntime as arrays."""
+    from ..compiler import serialize
+    if sum(a.nbytes for a in compiled.arrays.values()) <= serialize.EXTERNAL_DATA_BYTES:
+        return compiled.with_weights(), None
+    return serialize.declare_external(compiled.proto, compiled.slots, compiled.arrays), \
+        ExternalWeights(arrays=compiled.arrays)
 
 
 def model_inputs(proto: onnx.ModelProto) -> list[TensorSpec]:
@@ -141,7 +152,7 @@ class EvalGraphs:
     kind: str                       # FUSED or SPLIT
     protos: list[onnx.ModelProto]   # [fused] or [model, states]
     output: TensorSpec              # the model output that is y_pred
-    data_folder: str | None = None  # where the model's external data lies (LoadedModel.data_folder)
+    external: ExternalWeights | None = None  # the model's weights outside its proto (LoadedModel.external)
 
 
 def eval_graphs(loaded: LoadedModel, metric_set: MetricSet, output: TensorSpec, target_shape: tuple[int, ...],
@@ -153,8 +164,8 @@ def eval_graphs(loaded: LoadedModel, metric_set: MetricSet, output: TensorSpec, 
     states = metric_set.state_graph(y_true, y_pred, weighted, max(opset, 17), proto.ir_version)
     # with external data the model graph is weightless: the fused graph's weights still point at the file
     if fuse_metrics and opset >= 17:
-        return EvalGraphs(FUSED, [fuse(proto, states, output.name)], output, loaded.data_folder)
-    return EvalGraphs(SPLIT, [proto, states], output, loaded.data_folder)
+        return EvalGraphs(FUSED, [fuse(proto, states, output.name)], output, loaded.external)
+    return EvalGraphs(SPLIT, [proto, states], output, loaded.external)
 
 
 class Runner:
@@ -164,18 +175,18 @@ class Runner:
     """
 
     def __init__(self, protos: list[onnx.ModelProto | bytes], provider: str, kind: str, output: str | None = None,
-                 threads: int | None = None, data_folder: str | None = None):
+                 threads: int | None = None, external: ExternalWeights | None = None):
         self.kind, self.output = kind, output
         self.sessions = [Session(p if isinstance(p, onnx.ModelProto) else onnx.load_from_string(p), provider, threads,
-                                 data_folder) for p in protos]
+                                 external) for p in protos]
 
     @classmethod
     def for_eval(cls, graphs: EvalGraphs, provider: str, threads: int | None = None) -> "Runner":
-        return cls(graphs.protos, provider, graphs.kind, graphs.output.name, threads, graphs.data_folder)
+        return cls(graphs.protos, provider, graphs.kind, graphs.output.name, threads, graphs.external)
 
     @classmethod
     def for_run(cls, loaded: LoadedModel, provider: str, threads: int | None = None) -> "Runner":
-        return cls([loaded.proto], provider, PREDICT, None, threads, loaded.data_folder)
+        return cls([loaded.proto], provider, PREDICT, None, threads, loaded.external)
 
     @property
     def output_names(self) -> list[str]:

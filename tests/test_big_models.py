@@ -97,3 +97,36 @@ def test_external_data_compares_from_any_folder(models, data, tmp_path, monkeypa
     assert cli.main(["compare", str(external), "--data", str(data), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["agree"] is True and report["samples"] == 37
+
+
+def test_a_model_over_2_gb_compiled_in_memory_runs_with_its_weights_beside_the_proto(models, data, tmp_path,
+                                                                                  monkeypatch, capsys):
+    """run/eval of a .model over the threshold: the weights stay numpy arrays, declared in the proto and handed
+    to onnxruntime as they are (session.ExternalWeights), on cpu and on the reference evaluator."""
+    from modelc.runtime.model import load_model
+    inline, _ = models
+    source = tmp_path / "m.model"
+    x, t = np.load(data)["x"], np.load(data)["t"]
+    want = formula(inline, x)
+    monkeypatch.setattr(serialize, "EXTERNAL_DATA_BYTES", 0)
+    loaded = load_model(str(source), init_missing=True, seed=3)
+    assert loaded.external.arrays.keys() == {t.name for t in loaded.proto.graph.initializer}
+    assert not any(t.raw_data for t in loaded.proto.graph.initializer)
+    out = tmp_path / "p.npz"
+    assert cli.main(["run", str(source), "--init-missing", "--seed", "3", "--data", str(data), "-o", str(out)]) == 0
+    np.testing.assert_allclose(np.load(out)["y"], want, rtol=1e-5, atol=1e-6)
+    capsys.readouterr()
+    for provider in ("cpu", "reference"):
+        assert cli.main(["eval", str(source), "--init-missing", "--seed", "3", "--data", str(data), "--target", "t",
+                         "--metric", "mse", "--provider", provider, "--json"]) == 0, capsys.readouterr().err
+        result = json.loads(capsys.readouterr().out)
+        np.testing.assert_allclose(result["metrics"]["mse"], np.mean((want - t) ** 2), rtol=1e-5)
+
+
+def test_dask_refuses_weights_held_in_memory_with_what_to_do():
+    from modelc.compiler.source import ModelcError
+    from modelc.runtime.engine_dask import model_on_workers
+    from modelc.runtime.session import ExternalWeights
+    with pytest.raises(ModelcError, match="compile it first"):
+        with model_on_workers(None, [], "cpu", "predict", None, ExternalWeights(arrays={"w": np.zeros(1)})):
+            pass
