@@ -1,12 +1,14 @@
 """Bind weights by name from .safetensors or .npz (never pickle), strictly, or initialize them."""
 from __future__ import annotations
 
+import json
+import struct
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .array_files import NpzArchive
+from .array_files import NpzArchive, fill
 from .initializers import initialize
 from .keras_names import looks_like_keras, modelc_weight_name
 from .ir import WeightSlot
@@ -25,7 +27,8 @@ SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "I64
 class WeightFile:
     """The arrays of a weights file by name, with their dtypes and shapes read from its header alone (a
     .safetensors' JSON header, checked against the file's size by the safetensors library; an .npz's zip
-    directory and .npy headers, see array_files.py): nothing is read until `read` asks for one array."""
+    directory and .npy headers, see array_files.py): nothing is read until `read` asks for one array, and then
+    with plain reads into the array (a memory map's pages would count as resident: the weights twice)."""
 
     def __init__(self, path: str):
         self.path = path
@@ -42,10 +45,15 @@ class WeightFile:
 
     def _open_safetensors(self) -> dict[str, tuple[str, tuple[int, ...]]]:
         from safetensors import safe_open
-        self.handle: Any = safe_open(self.path, framework="np")
-        slices = {name: self.handle.get_slice(name) for name in self.handle.keys()}
-        return {name: (SAFETENSORS_DTYPES.get(s.get_dtype(), s.get_dtype()), tuple(s.get_shape()))
-                for name, s in slices.items()}
+        with safe_open(self.path, framework="np") as f:  # checks the header: length, JSON, dtypes, offsets in range
+            slices = {name: f.get_slice(name) for name in f.keys()}
+            specs = {name: (SAFETENSORS_DTYPES.get(s.get_dtype(), s.get_dtype()), tuple(s.get_shape()))
+                     for name, s in slices.items()}
+        self.handle: Any = open(self.path, "rb")
+        length = struct.unpack("<Q", self.handle.read(8))[0]
+        header = json.loads(self.handle.read(length))
+        self.offsets = {name: 8 + length + header[name]["data_offsets"][0] for name in specs}
+        return specs
 
     def _open_npz(self) -> dict[str, tuple[str, tuple[int, ...]]]:
         self.handle = NpzArchive(self.path)
@@ -55,10 +63,12 @@ class WeightFile:
     def read(self, name: str) -> np.ndarray:
         if isinstance(self.handle, NpzArchive):
             return self.handle.read(name)
-        try:
-            return self.handle.get_tensor(name)
-        except Exception as e:  # noqa: BLE001 - safetensors' SafetensorError
-            raise WeightsError(Diagnostic(None, f"cannot read weight '{name}' from {self.path}: {e}")) from None
+        dtype, shape = self.specs[name]
+        self.handle.seek(self.offsets[name])   # safetensors stores little-endian, C order
+        return fill(self.handle, np.empty(shape, np.dtype(dtype).newbyteorder("<")), f"{self.path}: weight '{name}'")
+
+    def close(self) -> None:
+        self.handle.close()
 
 
 def bind_weights(slots: list[WeightSlot], path: str | None, seed: int, init_missing: bool,
@@ -76,15 +86,24 @@ def bind_weights(slots: list[WeightSlot], path: str | None, seed: int, init_miss
         raise WeightsError(Diagnostic(None, NO_WEIGHTS))
     given = WeightFile(path) if path else None
     specs = given.specs if given else {}
-    problems = [p for slot in slots for p in _slot_problems(slot, specs, path, cast, init_missing)]
-    problems += extra_weights(sorted(set(specs) - {s.name for s in slots}), {s.name for s in slots}, path)
-    if problems:  # every name, shape and dtype checked from the header: nothing was read yet
-        raise WeightsError(problems)
+    try:
+        problems = [p for slot in slots for p in _slot_problems(slot, specs, path, cast, init_missing)]
+        problems += extra_weights(sorted(set(specs) - {s.name for s in slots}), {s.name for s in slots}, path)
+        if problems:  # every name, shape and dtype checked from the header: nothing was read yet
+            raise WeightsError(problems)
+        return _arrays(slots, given, seed, cast), [s.name for s in slots if s.name not in specs]
+    finally:
+        if given is not None:
+            given.close()
+
+
+def _arrays(slots: list[WeightSlot], given: WeightFile | None, seed: int, cast: bool) -> dict[str, np.ndarray]:
+    """Each slot's array, read from the file (checked already) or initialized from `seed`."""
     out: dict[str, np.ndarray] = {}
     for slot in slots:
         dtype = numpy_dtype(slot.type.dtype)
         shape = tuple(int(d) for d in slot.type.shape)  # type: ignore[arg-type]
-        if given is None or slot.name not in specs:
+        if given is None or slot.name not in given.specs:
             out[slot.name] = initialize(slot.init, shape, dtype, seed, slot.name)
             continue
         array = given.read(slot.name)
@@ -93,7 +112,7 @@ def bind_weights(slots: list[WeightSlot], path: str | None, seed: int, init_miss
             keep = dtype == np.float16 and float16_misfit(array) is not None
             array = array.astype(np.float32 if keep else dtype)
         out[slot.name] = np.ascontiguousarray(array)
-    return out, [s.name for s in slots if s.name not in specs]
+    return out
 
 
 def _slot_problems(slot: WeightSlot, specs: dict[str, tuple[str, tuple[int, ...]]], path: str | None, cast: bool,
