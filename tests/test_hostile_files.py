@@ -237,3 +237,14 @@ def test_safetensors_is_checked_before_a_tensor_is_read(model, tmp_path, monkeyp
     from onnx import numpy_helper
     stored = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     np.testing.assert_array_equal(stored["dense.kernel"], kernel)
+
+
+def test_npy_data_whose_header_lies_is_refused_before_a_read(model, tmp_path):
+    """A .npy whose header claims [8, 2**30] float32 (32 GiB) over 32 bytes: refused from the file's size."""
+    path = tmp_path / "x.npy"
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (8, 2**30)})
+        f.write(bytes(32))
+    code, stderr, mb = peak_rss("run", model, "--init-missing", "--data", path, "-o", tmp_path / "p.npz")
+    assert code == 1 and "x.npy" in stderr and "the file is truncated or its header is wrong" in stderr, stderr
+    assert mb < RSS_LIMIT_MB
