@@ -178,7 +178,11 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
             side.metrics = [Metric(m, definitions) for m in metrics]
     golden = Golden(against, sides[0].session.outputs) if against else None
     run = Comparison(sides, golden, outputs, rtol, atol, target, task_output, bool(save_outputs))
-    run.over(source, plan, inputs, batch_size, max_batches)
+    try:
+        run.over(source, plan, inputs, batch_size, max_batches)
+    finally:
+        if golden is not None:
+            golden.archive.close()
     if run.rows == 0:  # agreeing on nothing must not pass a gate
         raise user_error(f"{data} has no rows to compare")
     reference_label = f"golden:{against}" if golden is not None else sides[0].label
