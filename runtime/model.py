@@ -177,8 +177,9 @@ class Runner:
     def __init__(self, protos: list[onnx.ModelProto | bytes], provider: str, kind: str, output: str | None = None,
                  threads: int | None = None, external: ExternalWeights | None = None):
         self.kind, self.output = kind, output
+        # external weights belong to the model, the first graph (a SPLIT's state graph has none)
         self.sessions = [Session(p if isinstance(p, onnx.ModelProto) else onnx.load_from_string(p), provider, threads,
-                                 external) for p in protos]
+                                 None if i else external) for i, p in enumerate(protos)]
 
     @classmethod
     def for_eval(cls, graphs: EvalGraphs, provider: str, threads: int | None = None) -> "Runner":

@@ -13,6 +13,7 @@ import pytest
 from onnx import numpy_helper
 from onnx.external_data_helper import uses_external_data
 
+import modelc
 from modelc import cli
 from modelc.compiler import serialize
 
@@ -121,6 +122,11 @@ def test_a_model_over_2_gb_compiled_in_memory_runs_with_its_weights_beside_the_p
                          "--metric", "mse", "--provider", provider, "--json"]) == 0, capsys.readouterr().err
         result = json.loads(capsys.readouterr().out)
         np.testing.assert_allclose(result["metrics"]["mse"], np.mean((want - t) ** 2), rtol=1e-5)
+    # metric states in a graph of their own (no fusion): the weights go to the model's session only
+    split = modelc.evaluate(str(source), str(data), "t", ["mse"], init_missing=True, seed=3, fuse_metrics=False,
+                            progress=False)
+    assert split["fused"] is False
+    np.testing.assert_allclose(split["metrics"]["mse"], np.mean((want - t) ** 2), rtol=1e-5)
 
 
 def test_dask_refuses_weights_held_in_memory_with_what_to_do():
