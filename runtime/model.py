@@ -7,6 +7,7 @@ opsets below 17 where onnx.compose cannot merge, or when fusion is turned off).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,11 +59,24 @@ def load_model(model: Any, *, model_name: str | None = None, weights: str | None
 
 
 def external_of(proto: onnx.ModelProto, path: str) -> ExternalWeights | None:
-    """A model file's weights in external data: in its folder (their locations are relative to it)."""
-    from onnx.external_data_helper import uses_external_data
-    if any(uses_external_data(t) for t in proto.graph.initializer):
-        return ExternalWeights(folder=str(Path(path).resolve().parent))
-    return None
+    """A model file's weights in external data: in its folder (their locations are relative to it), each
+    checked to lie inside a file there before onnxruntime reads it."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+    folder = Path(path).resolve().parent
+    tensors = [t for t in proto.graph.initializer if uses_external_data(t)]
+    for t in tensors:
+        info = ExternalDataInfo(t)
+        data = Path(os.path.normpath(folder / info.location))  # a symlinked data file is the user's to make
+        if folder not in data.parents:
+            raise user_error(f"cannot read model {path}: weight '{t.name}' points outside the model's folder "
+                             f"('{info.location}')")
+        size = data.stat().st_size if data.is_file() else None
+        offset, length = info.offset or 0, info.length or 0
+        if size is None or offset + length > size:
+            held = "which is missing" if size is None else f"which holds {size}"
+            raise user_error(f"cannot read model {path}: weight '{t.name}' needs {length} bytes at offset {offset} "
+                             f"of {data}, {held}")
+    return ExternalWeights(folder=str(folder)) if tensors else None
 
 
 def _weights_beside(compiled: Any) -> tuple[onnx.ModelProto, ExternalWeights | None]:

@@ -136,3 +136,24 @@ def test_dask_refuses_weights_held_in_memory_with_what_to_do():
     with pytest.raises(ModelcError, match="compile it first"):
         with model_on_workers(None, [], "cpu", "predict", None, ExternalWeights(arrays={"w": np.zeros(1)})):
             pass
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "outside"])
+def test_external_data_that_is_not_there_is_named_before_onnxruntime_reads(models, data, tmp_path, damage, capsys):
+    _, external = models
+    weights = external.parent / "m.onnx.data"
+    if damage == "missing":
+        weights.unlink()
+    elif damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[:50])
+    else:  # a location that leaves the model's folder
+        proto = onnx.load(str(external), load_external_data=False)
+        for entry in proto.graph.initializer[0].external_data:
+            if entry.key == "location":
+                entry.value = "../../secret.data"
+        external.write_bytes(proto.SerializeToString())
+    assert cli.main(["run", str(external), "--data", str(data), "-o", str(tmp_path / "p.npz")]) == 1
+    said = {"missing": "which is missing", "truncated": "which holds 50",
+            "outside": "points outside the model's folder ('../../secret.data')"}[damage]
+    err = capsys.readouterr().err
+    assert "cannot read model" in err and str(external) in err and said in err, err
