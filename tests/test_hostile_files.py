@@ -248,3 +248,13 @@ def test_npy_data_whose_header_lies_is_refused_before_a_read(model, tmp_path):
     code, stderr, mb = peak_rss("run", model, "--init-missing", "--data", path, "-o", tmp_path / "p.npz")
     assert code == 1 and "x.npy" in stderr and "the file is truncated or its header is wrong" in stderr, stderr
     assert mb < RSS_LIMIT_MB
+
+
+def test_data_is_read_a_batch_at_a_time(model, tmp_path):
+    """1 GiB of honest rows of the right width ([2**26, 4] float32, deflated to about 1 MB): compare over its first
+    batch reads that batch, not the array."""
+    path = write_npz(tmp_path / "rows.npz", {"x": ((2**26, 4), BOMB_BYTES)})
+    code, stderr, mb = peak_rss("compare", model, "--init-missing", "--data", path, "--max-batches", "1",
+                                "--batch-size", "256")
+    assert code == 0, stderr
+    assert mb < RSS_LIMIT_MB, f"compare --max-batches 1 peaked at {mb:.0f} MB"
