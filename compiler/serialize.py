@@ -111,9 +111,7 @@ def write_tensors(path: str | os.PathLike, model: onnx.ModelProto, graph: onnx.G
     end = 0
     for head, raw in tensors:
         if external and raw is not None and len(raw) >= INLINE_BYTES:
-            head.data_location = onnx.TensorProto.EXTERNAL
-            for key, value in (("location", data_name), ("offset", str(end)), ("length", str(len(raw)))):
-                head.external_data.add(key=key, value=value)
+            _mark_external(head, data_name, end, len(raw))
             layout.append((head, None))
             data.append((end, raw))
             end = -(-(end + len(raw)) // ALIGN) * ALIGN
@@ -130,15 +128,45 @@ def write_tensors(path: str | os.PathLike, model: onnx.ModelProto, graph: onnx.G
                 f.truncate(end)
 
 
-def write_model(path: str | os.PathLike, proto: onnx.ModelProto, slots: list[WeightSlot],
-                arrays: dict[str, np.ndarray]) -> None:
-    """Write `proto` (whose weights are still typed graph inputs) with the arrays as initializers."""
+def _mark_external(head: onnx.TensorProto, location: str, offset: int, length: int) -> None:
+    head.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", str(offset)), ("length", str(length))):
+        head.external_data.add(key=key, value=value)
+
+
+def _weights_apart(proto: onnx.ModelProto, slots: list[WeightSlot],
+                   arrays: dict[str, np.ndarray]) -> tuple[onnx.GraphProto, list[onnx.TensorProto]]:
+    """The graph of `proto` without its weights' typed inputs, and an initializer head (no data) per weight."""
     names = {s.name for s in slots}
     graph = copy_except(proto.graph, "input")
     graph.input.extend(i for i in proto.graph.input if i.name not in names)
-    tensors = [(onnx.TensorProto(name=s.name, data_type=DTYPES[s.type.dtype].onnx, dims=arrays[s.name].shape),
-                _little_endian_bytes(arrays[s.name])) for s in slots]
+    heads = [onnx.TensorProto(name=s.name, data_type=DTYPES[s.type.dtype].onnx, dims=arrays[s.name].shape)
+             for s in slots]
+    return graph, heads
+
+
+def write_model(path: str | os.PathLike, proto: onnx.ModelProto, slots: list[WeightSlot],
+                arrays: dict[str, np.ndarray]) -> None:
+    """Write `proto` (whose weights are still typed graph inputs) with the arrays as initializers."""
+    graph, heads = _weights_apart(proto, slots, arrays)
+    tensors = [(head, _little_endian_bytes(arrays[s.name])) for s, head in zip(slots, heads)]
     write_tensors(path, copy_except(proto, "graph"), graph, tensors)
+
+
+IN_MEMORY = "modelc-in-memory"  # the location of weights declared external that no file holds
+
+
+def declare_external(proto: onnx.ModelProto, slots: list[WeightSlot], arrays: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """`proto` (whose weights are still typed graph inputs) with its weights declared as external initializers
+    that no file holds: the runtime hands onnxruntime the arrays themselves (runtime/session.py
+    ExternalWeights), so a model over 2 GB compiled in memory never goes through a protobuf with its weights."""
+    graph, heads = _weights_apart(proto, slots, arrays)
+    for s, head in zip(slots, heads):
+        _mark_external(head, IN_MEMORY, 0, arrays[s.name].nbytes)
+    graph.initializer.extend(heads)
+    model = copy_except(proto, "graph")
+    model.graph.CopyFrom(graph)
+    return model
 
 
 def write_attached(path: str | os.PathLike, proto: onnx.ModelProto) -> None:

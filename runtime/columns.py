@@ -74,6 +74,7 @@ def plan_columns(source: Source, inputs: list[TensorSpec], target: str | None = 
             if len(source.names) == 1 and len(inputs) == 1 and source.path.endswith(".npy"):
                 name = source.names[0]
             require_column(source, name, f"model input '{spec.name}'")
+            _check_shape(spec, (source.num_rows, *source.shape_of(name)), f"{source.path}: array '{name}'", 1)
             plan.inputs[spec.name] = [name]
         source.select(plan.used())
         return plan
@@ -209,6 +210,15 @@ def _first_at(mask: np.ndarray, values: np.ndarray, cast: np.ndarray) -> tuple[i
     return int(at[0]), values[at].item(), cast[at].item()
 
 
+def _check_shape(spec: TensorSpec, shape: tuple, what: str, first: int = 0) -> None:
+    """`shape` fits the model input from dimension `first` on. At planning (first=1: a row's shape, from the
+    headers) an array of the wrong width, or a header claiming gigabytes a row, is refused before a read."""
+    want = spec.shape
+    if len(shape) != len(want) or any(isinstance(w, int) and w != g for w, g in zip(want[first:], shape[first:])):
+        raise user_error(f"model input '{spec.name}' expects shape [{', '.join(str(d) for d in want)}], "
+                         f"{what} gives {list(shape)}")
+
+
 def feeds_for(batch: Batch, plan: ColumnPlan, inputs: list[TensorSpec]) -> dict[str, np.ndarray]:
     feeds = {}
     for spec in inputs:
@@ -218,9 +228,6 @@ def feeds_for(batch: Batch, plan: ColumnPlan, inputs: list[TensorSpec]) -> dict[
             value = np.stack(parts, axis=1) if parts else np.empty((0, 0), spec.dtype)
         else:
             value = _cast(batch[cols[0]], spec, f"{'column' if spec.name in plan.stacked else 'array'} '{cols[0]}'")
-        want = spec.shape
-        if len(value.shape) != len(want) or any(isinstance(w, int) and w != g for w, g in zip(want, value.shape)):
-            raise user_error(f"model input '{spec.name}' expects shape [{', '.join(str(d) for d in want)}], "
-                             f"data gives {list(value.shape)}")
+        _check_shape(spec, value.shape, "data")
         feeds[spec.name] = value
     return feeds

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-import zipfile
 from itertools import islice
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from ..compiler.array_files import NpzArchive, read_rows
 from ..compiler.files import atomic_write
 from ..compiler.source import ModelcError, user_error
 from .columns import ColumnPlan, feeds_for, guard_casts, plan_columns
@@ -25,9 +25,9 @@ from .data import NpySource, Source, open_source
 from .defaults import DEFAULT_BATCH, DEFAULT_CALIBRATION_ROWS
 from .engine import check_batch_size
 from .metrics import Metric, metric_definitions
-from .model import load_model, model_inputs
+from .model import external_of, load_model, model_inputs
 from .quantize import quantize
-from .session import Session, TensorSpec
+from .session import ExternalWeights, Session, TensorSpec
 
 VARIANTS = {  # name -> compile options
     "fp32": {}, "fp16": {"dtype": "float16"}, "bf16": {"dtype": "bfloat16"}, "fp64": {"dtype": "float64"},
@@ -123,7 +123,7 @@ def build_sides(model: str, providers: list[str], variants: list[str] | None, la
     layer_of: dict[str, str] = {}
     same_value: dict[str, str] = {}
     if not is_source:
-        proto = load_model(model).proto
+        proto = load_model(model).proto  # its external data, if any, stays on disk
         return [(p, proto, p) for p in providers], layer_of, same_value
     from ..compiler import driver
     program = driver.load_file(model)
@@ -177,7 +177,8 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
                                               {**compile_options, "calibration": calibration})
     if len(specs) + (1 if against else 0) < 2:
         raise user_error("compare needs two sides: several --providers, several --variants, or --against DIR")
-    sides = [Side(label, _session(label, proto, provider)) for label, proto, provider in specs]
+    external = None if str(model).endswith(".model") else external_of(specs[0][1], str(model))
+    sides = [Side(label, _session(label, proto, provider, external)) for label, proto, provider in specs]
     inputs = model_inputs(specs[0][1])
     source = open_source(str(data))
     if target is not None and isinstance(source, NpySource):
@@ -189,9 +190,13 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
         definitions = _metric_definitions(model, imports)
         for side in sides:
             side.metrics = [Metric(m, definitions) for m in metrics]
-    golden = _load_golden(against, outputs) if against else None
+    golden = Golden(against, sides[0].session.outputs) if against else None
     run = Comparison(sides, golden, outputs, rtol, atol, target, task_output, bool(save_outputs))
-    run.over(source, plan, inputs, batch_size, max_batches)
+    try:
+        run.over(source, plan, inputs, batch_size, max_batches)
+    finally:
+        if golden is not None:
+            golden.archive.close()
     if run.rows == 0:  # agreeing on nothing must not pass a gate
         raise user_error(f"{data} has no rows to compare")
     reference_label = f"golden:{against}" if golden is not None else sides[0].label
@@ -202,10 +207,10 @@ def compare(model: str, data: str, *, providers: list[str] | None = None, varian
     return report
 
 
-def _session(label: str, proto: onnx.ModelProto, provider: str) -> Session:
+def _session(label: str, proto: onnx.ModelProto, provider: str, external: ExternalWeights | None) -> Session:
     """The side's session; a provider that cannot run a variant (bf16 on cpu) is named with the side."""
     try:
-        return Session(proto, provider)
+        return Session(proto, provider, external=external)
     except ModelcError as e:
         raise user_error(f"compare side {label}: {e.diagnostics[0].message}") from None
 
@@ -223,7 +228,7 @@ class Comparison:
     """The sides run batch by batch on the same feeds; each compared side's outputs streamed into statistics
     against the reference (the first side, or the saved golden outputs)."""
 
-    def __init__(self, sides: list[Side], golden: dict[str, np.ndarray] | None, outputs: list[str], rtol: float,
+    def __init__(self, sides: list[Side], golden: "Golden | None", outputs: list[str], rtol: float,
                  atol: float, target: str | None, task_output: str | None, save: bool):
         self.sides, self.golden, self.outputs = sides, golden, outputs
         self.rtol, self.atol, self.target, self.task_output, self.save = rtol, atol, target, task_output, save
@@ -245,8 +250,7 @@ class Comparison:
 
     def one_batch(self, batch: dict[str, np.ndarray], feeds: dict[str, np.ndarray], n: int) -> None:
         results = [self.run_side(side, batch, feeds) for side in self.sides]
-        reference = {o: self.golden[o][self.rows:self.rows + n] for o in self.outputs} \
-            if self.golden is not None else results[0]
+        reference = self.golden.take(n) if self.golden is not None else results[0]
         for side, result in zip(self.sides, results):
             if side in self.compared:
                 for o in self.outputs:
@@ -316,27 +320,47 @@ def _difference(a: Any, b: Any) -> Any:
         return None
 
 
-def _load_golden(folder: str, outputs: list[str]) -> dict[str, np.ndarray]:
-    meta_path = Path(folder) / "meta.json"
-    if not meta_path.is_file():
-        raise user_error(f"--against {folder}: no meta.json there; write one with --save-outputs {folder}")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        reference = meta["reference"]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
-        why = "no 'reference' in it" if isinstance(e, (KeyError, TypeError)) else e
-        raise user_error(f"--against {folder}: {meta_path} is not what --save-outputs writes ({why})") from None
-    if not isinstance(reference, str) or Path(reference).name != reference or not reference:
-        raise user_error(f"--against {folder}: {meta_path} names no stored outputs ('reference': {reference!r})")
-    stored = Path(folder) / f"{reference}.npz"
-    try:
-        with np.load(stored, allow_pickle=False) as z:
-            missing = [o for o in outputs if o not in z.files]
-            if missing:
-                raise user_error(f"--against {folder}: the stored outputs lack '{missing[0]}'")
-            return {o: z[o] for o in outputs}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise user_error(f"--against {folder}: cannot read the stored outputs {stored}: {e}") from None
+class Golden:
+    """The outputs stored by --save-outputs DIR, read by --against DIR batch by batch in step with the data:
+    names and shapes are checked from the headers first, and only a batch's rows are ever held."""
+
+    def __init__(self, folder: str, outputs: list[TensorSpec]):
+        self.folder = folder
+        meta_path = Path(folder) / "meta.json"
+        if not meta_path.is_file():
+            raise user_error(f"--against {folder}: no meta.json there; write one with --save-outputs {folder}")
+        try:
+            reference = json.loads(meta_path.read_text(encoding="utf-8"))["reference"]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+            why = "no 'reference' in it" if isinstance(e, (KeyError, TypeError)) else e
+            raise user_error(f"--against {folder}: {meta_path} is not what --save-outputs writes ({why})") from None
+        if not isinstance(reference, str) or Path(reference).name != reference or not reference:
+            raise user_error(f"--against {folder}: {meta_path} names no stored outputs ('reference': {reference!r})")
+        try:
+            self.archive = NpzArchive(str(Path(folder) / f"{reference}.npz"))
+        except ModelcError as e:
+            raise user_error(f"--against {folder}: {e.diagnostics[0].message}") from None
+        headers = self.archive.headers
+        for spec in outputs:
+            if spec.name not in headers:
+                raise user_error(f"--against {folder}: the stored outputs lack '{spec.name}'")
+            stored = headers[spec.name].shape
+            if len(stored) != len(spec.shape) or any(isinstance(w, int) and w != g
+                                                     for w, g in zip(spec.shape[1:], stored[1:])):
+                raise user_error(f"--against {folder}: stored output '{spec.name}' has shape {list(stored)}, the "
+                                 f"model gives [{', '.join(str(d) for d in spec.shape)}]")
+        self.headers = {o.name: headers[o.name] for o in outputs}
+        self.rows = min(h.shape[0] for h in self.headers.values()) if self.headers else 0
+        self.handles = {name: self.archive.open(name) for name in self.headers}
+        self.taken = 0
+
+    def take(self, n: int) -> dict[str, np.ndarray]:
+        """The next `n` rows of every stored output."""
+        if self.taken + n > self.rows:
+            raise user_error(f"--against {self.folder}: the stored outputs have {self.rows} rows, the data more")
+        self.taken += n
+        return {name: read_rows(f, self.headers[name], n, f"{self.archive.path}: array '{name}'")
+                for name, f in self.handles.items()}
 
 
 def _no_objects(array: np.ndarray) -> np.ndarray:

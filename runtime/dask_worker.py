@@ -14,6 +14,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..compiler.source import ModelcError
 from .model import Runner
+from .session import ExternalWeights
 from .tasks import EvalJob, RunJob, Tally, evaluate_partition, merge_tallies, predict_partition
 
 _MODELS: dict[str, "ModelPlugin"] = {}     # plugin name -> the model's bytes, on each worker
@@ -29,9 +30,10 @@ class ModelPlugin(WorkerPlugin):
     idempotent = False
 
     def __init__(self, name: str, protos: list[bytes], provider: str, kind: str, output: str | None,
-                 threads_by_host: dict[str, int]):
+                 threads_by_host: dict[str, int], external: ExternalWeights | None = None):
         self.name = name
         self.protos, self.provider, self.kind, self.output = protos, provider, kind, output
+        self.external = external  # a model's external data: its folder, the same path on every worker
         self.threads_by_host = threads_by_host
 
     def setup(self, worker: Any) -> None:
@@ -65,7 +67,7 @@ def _runner(name: str) -> Runner:
             if plugin is None:
                 raise RuntimeError(f"model {name} is not on this worker (its plugin was not set up)")
             runner = _RUNNERS[name] = Runner(plugin.protos, plugin.provider, plugin.kind, plugin.output,
-                                                   _ort_threads(plugin))
+                                             _ort_threads(plugin), plugin.external)
             BUILT[name] = BUILT.get(name, 0) + 1
         return runner
 

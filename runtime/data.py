@@ -1,13 +1,13 @@
 """Batch readers for .npz, .npy, .csv and .parquet: rows stream in, never the whole file."""
 from __future__ import annotations
 
-import zipfile
-from dataclasses import dataclass
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
+from ..compiler.array_files import NpzArchive, check_size, read_header, read_rows
 from ..compiler.source import user_error
 
 Batch = dict[str, np.ndarray]
@@ -56,29 +56,24 @@ class NpySource(Source):
         self.path = path
         try:
             with open(path, "rb") as f:
-                self.shape, fortran, self.dtype = _read_header(f)
-                self.offset = f.tell()
-        except (OSError, ValueError) as e:
+                self.header = read_header(f, path)
+                check_size(self.header, os.fstat(f.fileno()).st_size, path)
+        except OSError as e:
             raise user_error(f"cannot read {path}: {e}") from None
-        if self.dtype.hasobject:
-            raise user_error(f"{path} holds Python objects; pickled data is not read")
+        self.shape, self.dtype = self.header.shape, self.header.dtype
         if not self.shape:
             raise user_error(f"{path} holds a scalar, not rows")
-        if fortran and len(self.shape) > 1:
-            raise user_error(f"{path} is Fortran-ordered; save it C-ordered")
         self.names = [Path(path).stem]
         self.num_rows = self.shape[0]
-        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
 
     def shape_of(self, name: str) -> tuple[int, ...]:
         return tuple(self.shape[1:])
 
     def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
         with open(self.path, "rb", buffering=0) as f:
-            f.seek(self.offset + start * self.row_bytes)
+            f.seek(self.header.offset + start * self.header.row_bytes)
             for lo in range(start, self.num_rows, batch_size):
-                rows = min(batch_size, self.num_rows - lo)
-                yield {self.names[0]: _read_rows(f, rows, self.shape, self.dtype, self.path)}
+                yield {self.names[0]: read_rows(f, self.header, min(batch_size, self.num_rows - lo), self.path)}
 
     def as_table(self) -> "Source":
         """A 2-D array seen as a table whose columns are named "0", "1", ... (so --target 8 works)."""
@@ -90,19 +85,6 @@ class NpySource(Source):
 def nan_row_mask(values: np.ndarray) -> np.ndarray:
     """Rows of a float array [rows, ...] with a NaN anywhere in them."""
     return np.isnan(values.reshape(len(values), -1)).any(axis=1)
-
-
-def _read_rows(f: Any, rows: int, shape: tuple[int, ...], dtype: np.dtype, path: str) -> np.ndarray:
-    """The next `rows` rows of a C-ordered array of `shape`, read straight into a new array (one copy).
-    One read returns at most about 2 GB on Linux: read until the array is full."""
-    data = np.empty((rows, *shape[1:]), dtype)
-    view, done = memoryview(data).cast("B"), 0
-    while done < data.nbytes:
-        got = f.readinto(view[done:])
-        if not got:
-            raise user_error(f"{path} ends before its {shape[0] if shape else 1} rows")
-        done += got
-    return data
 
 
 class NpyTable(Source):
@@ -119,44 +101,19 @@ class NpyTable(Source):
             yield {name: values[:, j] for j, name in enumerate(self.names)}
 
 
-@dataclass
-class _NpzMember:
-    name: str
-    dtype: np.dtype
-    shape: tuple[int, ...]
-
-
-def _read_header(f: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
-    version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(f)
-    return np.lib.format.read_array_header_2_0(f)
-
-
 class NpzSource(Source):
-    """Arrays of an .npz read row by row through zipfile (stored or deflated), never loaded whole."""
+    """Arrays of an .npz read row by row through zipfile (stored or deflated), never loaded whole: names,
+    shapes and sizes come from the headers, checked against the zip directory before any row is read."""
 
     tabular = False
 
     def __init__(self, path: str):
         self.path = path
-        try:
-            self.zip = zipfile.ZipFile(path)
-            self.members = {m.name: m for m in (self._header(n) for n in self.zip.namelist() if n.endswith(".npy"))}
-        except (OSError, ValueError, zipfile.BadZipFile) as e:
-            raise user_error(f"cannot read {path}: {e}") from None
+        self.archive = NpzArchive(path)
+        self.members = dict(self.archive.headers)
         self.names = list(self.members)
         lengths = {m.shape[0] for m in self.members.values() if m.shape}
         self.num_rows = min(lengths) if lengths else 0
-
-    def _header(self, entry: str) -> _NpzMember:
-        with self.zip.open(entry) as f:
-            shape, fortran, dtype = _read_header(f)
-        if dtype.hasobject:
-            raise user_error(f"{self.path}: array '{entry[:-4]}' holds Python objects; pickled data is not read")
-        if fortran and len(shape) > 1:
-            raise user_error(f"{self.path}: array '{entry[:-4]}' is Fortran-ordered; save it C-ordered")
-        return _NpzMember(entry[:-4], dtype, shape)
 
     def shape_of(self, name: str) -> tuple[int, ...]:
         return tuple(self.members[name].shape[1:])
@@ -164,12 +121,12 @@ class NpzSource(Source):
     def select(self, names: list[str]) -> None:
         """Read only the arrays used: others (metadata, scalars) neither shorten the rows nor get read."""
         members = {n: self.members[n] for n in dict.fromkeys(names)}
-        scalars = [m.name for m in members.values() if not m.shape]
+        scalars = [n for n, m in members.items() if not m.shape]
         if scalars:
             raise user_error(f"{self.path}: array '{scalars[0]}' is a scalar, not rows")
         lengths = {m.shape[0] for m in members.values()}
         if len(lengths) > 1:
-            listed = ", ".join(f"'{m.name}' {m.shape[0]}" for m in members.values())
+            listed = ", ".join(f"'{n}' {m.shape[0]}" for n, m in members.items())
             raise user_error(f"{self.path}: the arrays used differ in their number of rows ({listed})")
         self.members = members
         self.num_rows = lengths.pop() if lengths else 0
@@ -177,14 +134,11 @@ class NpzSource(Source):
     def batches(self, batch_size: int, start: int = 0) -> Iterator[Batch]:
         handles = {}
         try:
-            for name, m in self.members.items():
-                f = handles[name] = self.zip.open(name + ".npy")  # zipfile checks each member's CRC
-                _read_header(f)
-                row_bytes = int(np.prod(m.shape[1:], dtype=np.int64)) * m.dtype.itemsize
-                f.seek(f.tell() + start * row_bytes)
+            for name in self.members:
+                handles[name] = self.archive.open(name, start)  # zipfile checks each member's CRC at its end
             for lo in range(start, self.num_rows, batch_size):
                 rows = min(batch_size, self.num_rows - lo)
-                yield {name: _read_rows(f, rows, self.members[name].shape, self.members[name].dtype, self.path)
+                yield {name: read_rows(f, self.members[name], rows, f"{self.path}: array '{name}'")
                        for name, f in handles.items()}
         finally:
             for f in handles.values():

@@ -19,7 +19,7 @@ from .checkpoints import Checkpoints, checkpoint_key
 from .columns import parse_names
 from .data import NpySource, Source
 from .missing import check_policy
-from .model import FUSED, PREDICT, LoadedModel, Runner, load_model
+from .model import FUSED, LoadedModel, Runner, load_model
 from .partitions import Partition, expand_data, is_directory_output, open_data, output_paths, plan_partitions
 from .report import PartitionErrors, Progress, eval_result, run_result
 from .tasks import EvalPlan, RunJob, Tally, evaluate_batches, first_source, merge_tallies, plan_eval, plan_run, \
@@ -183,7 +183,10 @@ def run_local(loaded: LoadedModel, data: Any, output_path: str, provider: str, b
     plan_run's columns, drop, keep and on_missing."""
     source = open_data(data)
     job = plan_run(loaded, source, batch_size, outputs, **select)
-    runner = Runner([loaded.proto], provider, PREDICT)
+    runner = Runner.for_run(loaded, provider)
+    folder = Path(output_path).resolve().parent
+    if not folder.is_dir():
+        raise user_error(f"cannot write {output_path}: no folder {folder}")
     bar = Progress(source.num_rows, progress, "predicting")
     started = time.perf_counter()
     try:
@@ -198,7 +201,7 @@ def run_partitions_local(loaded: LoadedModel, job: RunJob, partitions: list[Part
                          output_dir: str, provider: str, progress: bool | None) -> dict[str, Any]:
     """One predictions file per partition, in this process, one partition after another (the layout that
     --engine dask writes, so either engine can finish what the other started)."""
-    runner = Runner([loaded.proto], provider, PREDICT)
+    runner = Runner.for_run(loaded, provider)
     started = time.perf_counter()
     bar = Progress(len(partitions), progress, "predicting", partitions=True)
     tally = Tally()

@@ -23,6 +23,7 @@ from ..version import DISTRIBUTION
 from .model import FUSED, PREDICT, LoadedModel
 from .partitions import Partition
 from .report import Progress, eval_result, run_result
+from .session import ExternalWeights
 from .tasks import EvalPlan, RunJob, Tally, merge_tallies
 
 INSTALL_HINT = f"--engine dask needs Dask's distributed scheduler: pip install '{DISTRIBUTION}[dask]'"
@@ -70,8 +71,12 @@ def connect(client: Any = None, scheduler: str | None = None, workers: int | Non
 
 @contextmanager
 def model_on_workers(client: Any, protos: list[bytes], provider: str, kind: str,
-                     output: str | None = None) -> Iterator[str]:
-    """Register the model as a worker plugin for the length of a job; unregistered (sessions freed) after."""
+                     output: str | None = None, external: ExternalWeights | None = None) -> Iterator[str]:
+    """Register the model as a worker plugin for the length of a job; unregistered (sessions freed) after.
+    A model with external data goes without its weights: workers read them from its folder."""
+    if external is not None and external.arrays:
+        raise user_error("a model over 2 GB runs on Dask from its .onnx file (the workers read its weights "
+                         "from there): compile it first with modelc compile MODEL -o MODEL.onnx")
     from urllib.parse import urlparse
 
     from .dask_worker import ModelPlugin
@@ -82,7 +87,8 @@ def model_on_workers(client: Any, protos: list[bytes], provider: str, kind: str,
     name = f"modelc-model-{uuid.uuid4().hex[:12]}"
     for attempt in range(3):  # a worker that dies during the broadcast fails it; its restart gets the plugin
         try:
-            client.register_plugin(ModelPlugin(name, protos, provider, kind, output, threads_by_host), name=name)
+            client.register_plugin(ModelPlugin(name, protos, provider, kind, output, threads_by_host, external),
+                                   name=name)
             break
         except OSError:  # distributed's CommClosedError
             if attempt == 2:
@@ -159,7 +165,8 @@ def evaluate_dask(plan: EvalPlan, partitions: list[Partition], data: Any, *, pro
         startup = time.perf_counter() - connect_started
         n_workers = len(c.nthreads())
         started = time.perf_counter()
-        with model_on_workers(c, protos, provider, plan.graphs.kind, plan.graphs.output.name) as model_key:
+        with model_on_workers(c, protos, provider, plan.graphs.kind, plan.graphs.output.name,
+                              plan.graphs.external) as model_key:
             tally = _submit_and_wait(c, partitions, token, progress, "evaluating",
                                      lambda p: c.submit(evaluate_task, plan.job, model_key, p,
                                                         key=f"modelc-eval-{token}-{p.index}"),
@@ -190,7 +197,8 @@ def run_dask(loaded: LoadedModel, job: RunJob, partitions: list[Partition], path
         started = time.perf_counter()
         if todo:
             by_index = {p.index: path for p, path in todo}
-            with model_on_workers(c, [loaded.proto.SerializeToString()], provider, PREDICT) as model_key:
+            with model_on_workers(c, [loaded.proto.SerializeToString()], provider, PREDICT, None,
+                                  loaded.external) as model_key:
                 done = _submit_and_wait(c, [p for p, _ in todo], token, progress, "predicting",
                                         lambda p: c.submit(predict_task, job, model_key, p, by_index[p.index],
                                                            key=f"modelc-run-{token}-{p.index}"), None, FANIN)

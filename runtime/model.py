@@ -7,7 +7,9 @@ opsets below 17 where onnx.compose cannot merge, or when fusion is turned off).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +17,7 @@ import onnx
 
 from ..compiler.source import ModelcError, user_error
 from .metrics import MetricSet, metric_types
-from .session import Session, TensorSpec, tensor_specs
+from .session import ExternalWeights, Session, TensorSpec, tensor_specs
 
 STATE_PREFIX = "metric:"        # the state graph's names inside a fused graph
 FUSED, SPLIT, PREDICT = "fused", "split", "predict"
@@ -26,6 +28,7 @@ class LoadedModel:
     proto: onnx.ModelProto
     programs: list[Any] = field(default_factory=list)   # the .model file and --import files, for their metrics
     source: str = ""
+    external: ExternalWeights | None = None  # weights the proto declares but does not hold (over 2 GB)
 
 
 def load_model(model: Any, *, model_name: str | None = None, weights: str | None = None, seed: int = 0,
@@ -44,14 +47,15 @@ def load_model(model: Any, *, model_name: str | None = None, weights: str | None
     if path.endswith(".model"):
         from ..compiler import driver
         program = driver.load_file(path)
-        proto = driver.compile_program(program, model_name, weights, seed, None, False, init_missing,
-                                       require_weights=True)
-        return LoadedModel(proto, [program, *programs], path)
-    try:
-        proto = onnx.load(path)
+        compiled = driver.compile_for_saving(program, model_name, weights, seed, None, False, init_missing,
+                                             require_weights=True)
+        proto, external = _weights_beside(compiled)
+        return LoadedModel(proto, [program, *programs], path, external)
+    try:  # weights in external data stay there: onnxruntime reads them from the file (session.py)
+        proto = onnx.load(path, load_external_data=False)
     except Exception as e:  # noqa: BLE001 - onnx raises OSError, DecodeError or its own types
         raise user_error(f"cannot read model {path}: {e}") from None
-    return LoadedModel(runnable(proto, path), programs, path)
+    return LoadedModel(runnable(proto, path), programs, path, external_of(proto, path))
 
 
 def runnable(proto: onnx.ModelProto, source: str) -> onnx.ModelProto:
@@ -64,6 +68,37 @@ def runnable(proto: onnx.ModelProto, source: str) -> onnx.ModelProto:
     except ModelcError as e:
         raise user_error(f"{source}: {e.diagnostics[0].message}") from None
     return proto
+
+
+def external_of(proto: onnx.ModelProto, path: str) -> ExternalWeights | None:
+    """A model file's weights in external data: in its folder (their locations are relative to it), each
+    checked to lie inside a file there before onnxruntime reads it."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+    folder = Path(path).resolve().parent
+    tensors = [t for t in proto.graph.initializer if uses_external_data(t)]
+    for t in tensors:
+        info = ExternalDataInfo(t)
+        data = Path(os.path.normpath(folder / info.location))  # a symlinked data file is the user's to make
+        if folder not in data.parents:
+            raise user_error(f"cannot read model {path}: weight '{t.name}' points outside the model's folder "
+                             f"('{info.location}')")
+        size = data.stat().st_size if data.is_file() else None
+        offset, length = info.offset or 0, info.length or 0
+        if size is None or offset + length > size:
+            held = "which is missing" if size is None else f"which holds {size}"
+            raise user_error(f"cannot read model {path}: weight '{t.name}' needs {length} bytes at offset {offset} "
+                             f"of {data}, {held}")
+    return ExternalWeights(folder=str(folder)) if tensors else None
+
+
+def _weights_beside(compiled: Any) -> tuple[onnx.ModelProto, ExternalWeights | None]:
+    """A .model compiled here: its weights attached to the proto, or, over the 2 GB a protobuf holds (the
+    threshold at which compile writes external data), declared in it and handed to onnxruntime as arrays."""
+    from ..compiler import serialize
+    if sum(a.nbytes for a in compiled.arrays.values()) <= serialize.EXTERNAL_DATA_BYTES:
+        return compiled.with_weights(), None
+    return serialize.declare_external(compiled.proto, compiled.slots, compiled.arrays), \
+        ExternalWeights(arrays=compiled.arrays)
 
 
 def model_inputs(proto: onnx.ModelProto) -> list[TensorSpec]:
@@ -100,11 +135,40 @@ def opset_of(proto: onnx.ModelProto) -> int:
 
 
 def fuse(proto: onnx.ModelProto, states: onnx.ModelProto, output: str) -> onnx.ModelProto:
-    """Model and metric-state graph as one: a batch goes in, only the small states come out."""
+    """Model and metric-state graph as one: a batch goes in, only the small states come out.
+
+    Weights in external data stay there: onnx's checker (which merge_models runs) would look for their file
+    from the working folder, so they pass the merge as typed graph inputs and come back as the same
+    initializers after it, still pointing at the model's data file."""
     from onnx import compose
+    from onnx.external_data_helper import uses_external_data
+    external = [t for t in proto.graph.initializer if uses_external_data(t)]
+    listed = {i.name for i in proto.graph.input}
+    added = {t.name for t in external} - listed
+    if external:
+        proto = _weights_as_inputs(proto, external, added)
     states = compose.add_prefix(states, STATE_PREFIX)
-    return compose.merge_models(proto, states, io_map=[(output, f"{STATE_PREFIX}y_pred")],
-                                outputs=[o.name for o in states.graph.output])
+    fused = compose.merge_models(proto, states, io_map=[(output, f"{STATE_PREFIX}y_pred")],
+                                 outputs=[o.name for o in states.graph.output])
+    if external:
+        inputs = [i for i in fused.graph.input if i.name not in added]
+        del fused.graph.input[:]
+        fused.graph.input.extend(inputs)
+        fused.graph.initializer.extend(external)
+    return fused
+
+
+def _weights_as_inputs(proto: onnx.ModelProto, external: list[onnx.TensorProto], added: set[str]) -> onnx.ModelProto:
+    """A copy (cheap: the weights are not in it) with the external weights as typed graph inputs instead."""
+    names = {t.name for t in external}
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    kept = [t for t in out.graph.initializer if t.name not in names]
+    del out.graph.initializer[:]
+    out.graph.initializer.extend(kept)
+    out.graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, t.dims)
+                           for t in external if t.name in added)
+    return out
 
 
 @dataclass
@@ -114,6 +178,7 @@ class EvalGraphs:
     kind: str                       # FUSED or SPLIT
     protos: list[onnx.ModelProto]   # [fused] or [model, states]
     output: TensorSpec              # the model output that is y_pred
+    external: ExternalWeights | None = None  # the model's weights outside its proto (LoadedModel.external)
 
 
 def eval_graphs(loaded: LoadedModel, metric_set: MetricSet, output: TensorSpec, target_shape: tuple[int, ...],
@@ -123,9 +188,10 @@ def eval_graphs(loaded: LoadedModel, metric_set: MetricSet, output: TensorSpec, 
     y_true, y_pred = metric_types(f"output '{output.name}'", output.dtype, output.shape[1:], target_shape)
     opset = opset_of(proto)
     states = metric_set.state_graph(y_true, y_pred, weighted, max(opset, 17), proto.ir_version)
+    # with external data the model graph is weightless: the fused graph's weights still point at the file
     if fuse_metrics and opset >= 17:
-        return EvalGraphs(FUSED, [fuse(proto, states, output.name)], output)
-    return EvalGraphs(SPLIT, [proto, states], output)
+        return EvalGraphs(FUSED, [fuse(proto, states, output.name)], output, loaded.external)
+    return EvalGraphs(SPLIT, [proto, states], output, loaded.external)
 
 
 class Runner:
@@ -135,14 +201,19 @@ class Runner:
     """
 
     def __init__(self, protos: list[onnx.ModelProto | bytes], provider: str, kind: str, output: str | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, external: ExternalWeights | None = None):
         self.kind, self.output = kind, output
-        self.sessions = [Session(p if isinstance(p, onnx.ModelProto) else onnx.load_from_string(p), provider, threads)
-                         for p in protos]
+        # external weights belong to the model, the first graph (a SPLIT's state graph has none)
+        self.sessions = [Session(p if isinstance(p, onnx.ModelProto) else onnx.load_from_string(p), provider, threads,
+                                 None if i else external) for i, p in enumerate(protos)]
 
     @classmethod
     def for_eval(cls, graphs: EvalGraphs, provider: str, threads: int | None = None) -> "Runner":
-        return cls(graphs.protos, provider, graphs.kind, graphs.output.name, threads)
+        return cls(graphs.protos, provider, graphs.kind, graphs.output.name, threads, graphs.external)
+
+    @classmethod
+    def for_run(cls, loaded: LoadedModel, provider: str, threads: int | None = None) -> "Runner":
+        return cls([loaded.proto], provider, PREDICT, None, threads, loaded.external)
 
     @property
     def output_names(self) -> list[str]:

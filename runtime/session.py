@@ -63,10 +63,62 @@ def _load_failure(provider: str, message: str) -> str:
             f"(opset {version}, node '{node}') with its tensor types; use another provider or precision")
 
 
+@dataclass(eq=False)
+class ExternalWeights:
+    """Weights a model's proto declares as external initializers but does not hold, so that no protobuf (2 GB
+    at most) ever carries them: onnxruntime reads them from `folder` (the model file's folder, where its .data
+    file lies; memory-mapped), or is handed `arrays` (a .model over 2 GB compiled in this process) as they are."""
+
+    folder: str | None = None
+    arrays: dict[str, np.ndarray] | None = None
+
+
+def with_external_data(model: onnx.ModelProto, external: ExternalWeights | None) -> onnx.ModelProto:
+    """A copy of the model with its external weights in it, for onnx's reference evaluator (the oracle, which
+    reads weights from the proto); the model itself when it has none."""
+    if external is None:
+        return model
+    from onnx import numpy_helper
+    from onnx.external_data_helper import load_external_data_for_model
+    loaded = onnx.ModelProto()
+    loaded.CopyFrom(model)
+    if external.folder:
+        load_external_data_for_model(loaded, external.folder)
+    for t in loaded.graph.initializer:
+        if external.arrays and t.name in external.arrays:
+            t.ClearField("external_data")
+            t.data_location = onnx.TensorProto.DEFAULT
+            t.raw_data = numpy_helper.from_array(external.arrays[t.name]).raw_data
+    return loaded
+
+
+def _options(ort: Any, threads: int | None, external: ExternalWeights | None) -> tuple[Any, list[Any]]:
+    """onnxruntime's session options, and the OrtValues of in-memory external weights (kept alive with the
+    session: onnxruntime uses their memory without a copy)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)
+    options.log_severity_level = 3
+    held: list[Any] = []
+    if external is None:
+        return options, held
+    if external.folder:
+        options.add_session_config_entry("session.model_external_initializers_file_folder_path", external.folder)
+    if external.arrays:
+        held = [ort.OrtValue.ortvalue_from_numpy(a) for a in external.arrays.values()]
+        options.add_external_initializers(list(external.arrays), held)
+    # pre-packing would hold a packed copy of each weight beside the mapped one while loading (1.5x the
+    # weights' size for a model of two big layers); without it the weights are held once (about 1x)
+    options.add_session_config_entry("session.disable_prepacking", "1")
+    return options, held
+
+
 class Session:
     """`run(feeds) -> {name: array}` on the provider asked for, or a clear error; never a silent fall-back."""
 
-    def __init__(self, model: onnx.ModelProto, provider: str = "cpu", threads: int | None = None):
+    def __init__(self, model: onnx.ModelProto, provider: str = "cpu", threads: int | None = None,
+                 external: ExternalWeights | None = None):
+        """`external`: where the weights the proto declares but does not hold are (ExternalWeights)."""
         if provider not in PROVIDERS:
             raise user_error(f"unknown provider '{provider}'; expected one of "
                                                f"{', '.join(PROVIDERS)}")
@@ -77,7 +129,7 @@ class Session:
         if provider == "reference":
             from onnx.reference import ReferenceEvaluator
             refuse_what_the_reference_ignores(model)
-            self._ref = ReferenceEvaluator(model)
+            self._ref = ReferenceEvaluator(with_external_data(model, external))
             return
         try:
             import onnxruntime as ort
@@ -89,10 +141,7 @@ class Session:
             raise user_error(f"provider '{provider}' is not available in this onnxruntime "
                              f"({', '.join(ort.get_available_providers())}); for cuda install "
                              f"onnxruntime-gpu (pip install '{DISTRIBUTION}[gpu]') on a machine with a GPU")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or min(os.cpu_count() or 1, 8)
-        options.log_severity_level = 3
+        options, self._held = _options(ort, threads, external)
         chosen = [wanted] if provider == "cpu" else [wanted, "CPUExecutionProvider"]
         try:
             self._ort = ort.InferenceSession(model.SerializeToString(), options, providers=chosen)

@@ -329,3 +329,22 @@ def test_a_worker_killed_mid_evaluation_changes_nothing(client, work):
     assert result["samples"] == calm["samples"] == 24 * 50_000 and result["partitions"] == 24
     assert result["metrics"] == calm["metrics"]               # exactly: same partitions, same merge tree
     client.wait_for_workers(2, timeout=30)
+
+
+def test_a_model_with_external_data_runs_on_dask_from_its_file(housing, client, tmp_path, monkeypatch):
+    """Weights in external data (over 2 GB; here the threshold is lowered) go to the workers as the file's folder,
+    not as bytes: the workers read them, and the metrics equal the local ones of the same model inline."""
+    from modelc.compiler import serialize
+    monkeypatch.setattr(serialize, "EXTERNAL_DATA_BYTES", 0)
+    external = tmp_path / "housing.onnx"
+    modelc.save(housing["loaded"].proto, external)
+    assert (tmp_path / "housing.onnx.data").exists()
+    local = evaluate(housing["loaded"], housing["glob"], "price", REGRESSION, progress=False)
+    dask, inline = (evaluate(model, housing["glob"], "price", REGRESSION, progress=False, client=client,
+                             partition_rows=3000) for model in (str(external), str(housing["onnx"])))
+    assert dask["samples"] == local["samples"] == 13000
+    sent = inline["dask"]["model_bytes_per_worker"] - dask["dask"]["model_bytes_per_worker"]
+    assert sent >= 0.9 * (tmp_path / "housing.onnx.data").stat().st_size   # the weights stayed in their file
+    # with external data onnxruntime runs without pre-packing (session.py): another GEMM, other float32 last bits
+    for k, v in local["metrics"].items():
+        assert np.allclose(dask["metrics"][k], v, rtol=1e-6, atol=0), (k, dask["metrics"][k], v)

@@ -109,8 +109,8 @@ def test_compare_on_a_broken_onnx_file(tmp_path, data):
     ({"meta.json": "[1, 2]"}, "is not what --save-outputs writes (no 'reference' in it)"),
     ({"meta.json": '{"sides": []}'}, "is not what --save-outputs writes (no 'reference' in it)"),
     ({"meta.json": '{"reference": "../../elsewhere"}'}, "names no stored outputs ('reference': '../../elsewhere')"),
-    ({"meta.json": '{"reference": "cpu"}'}, "cannot read the stored outputs"),
-    ({"meta.json": '{"reference": "cpu"}', "cpu.npz": "PK not a zip"}, "cannot read the stored outputs"),
+    ({"meta.json": '{"reference": "cpu"}'}, "cannot read"),
+    ({"meta.json": '{"reference": "cpu"}', "cpu.npz": "PK not a zip"}, "cannot read"),
 ])
 def test_compare_against_a_bad_golden_folder(tmp_path, data, folder, why):
     string_model(tmp_path / "s.onnx")

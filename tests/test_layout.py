@@ -15,7 +15,7 @@ PACKAGES = {"modelc": "modelc", "modelc.grammar": "grammar", "modelc.compiler": 
 
 # Lowest first: a module may import from its own layer or a lower one, never from a higher one.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("foundations", {"compiler.source", "compiler.files", "compiler.imports", "compiler.nodes", "compiler.types", "compiler.ir",
+    ("foundations", {"compiler.source", "compiler.files", "compiler.imports", "compiler.array_files", "compiler.nodes", "compiler.types", "compiler.ir",
                      "compiler.values", "compiler.arguments", "compiler.numpy_ops", "compiler.keras_names", "grammar",
                      "modelc.version", "grammar.model_parser", "grammar.generate_parser", "compiler.limits"}),
     ("tables", {"compiler.builder", "compiler.operators", "compiler.functions", "compiler.initializers",
