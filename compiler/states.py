@@ -18,7 +18,7 @@ from . import nodes as N
 from .arguments import bind_arguments
 from .builder import BlockBuilder
 from .source import Span, error
-from .types import INT_DTYPES, TensorType
+from .types import INT_DTYPES, TensorType, product
 from .values import describe, is_tensor
 
 if TYPE_CHECKING:
@@ -117,6 +117,8 @@ def _as_float64(b: BlockBuilder, x: ir.Value, loc: Span | None) -> ir.Value:
 
 def lower_sum(b: BlockBuilder, loc: Span | None, weight: ir.Value | None, args: list[Any],
               kwargs: dict[str, Any]) -> ir.Value:
+    if "axis" in kwargs:
+        return _batch_total(b, loc, weight, args, kwargs)
     x = _one_tensor("sum", args, kwargs, loc)
     x64 = _as_float64(b, x, loc)
     if weight is None and x.type.dtype in ("bool", *INT_DTYPES):
@@ -127,6 +129,33 @@ def lower_sum(b: BlockBuilder, loc: Span | None, weight: ir.Value | None, args: 
     if weight is not None:
         x64 = b.node("Mul", [x64, broadcast_weight(b, weight, x, loc)], x64.type, loc)
     return b.node("ReduceSum", [x64], TensorType("float64", ()), loc, keepdims=0)
+
+
+def _batch_total(b: BlockBuilder, loc: Span | None, weight: ir.Value | None, args: list[Any],
+                 kwargs: dict[str, Any]) -> ir.Value:
+    """`state s = sum(x, axis=[])`: x is already this batch's total (a helper that weighs its rows itself, such as
+    class_counts), of a fixed shape; batches add up."""
+    given = dict(kwargs)
+    axis = given.pop("axis")
+    x = _one_tensor("sum", args, given, loc)
+    if axis != []:
+        raise error(loc, f"a state sums the whole batch, or takes axis=[] for a batch's total; got axis={axis!r}")
+    if not all(isinstance(d, int) for d in x.type.shape):
+        raise error(loc, f"sum(x, axis=[]) takes a total of a fixed shape, without the batch axis; got {x.type}")
+    if weight is not None:
+        raise error(loc, "sum(x, axis=[]) is not weighted automatically: declare sample_weight as the metric's "
+                         "third input and weigh the rows before the total")
+    _check_budget(product(x.type.shape), loc)  # type: ignore[arg-type]
+    return _as_float64(b, x, loc)
+
+
+# The most values one state may hold (a bincount's bins, a total's elements): 2**24 float64 values, 128 MiB.
+STATE_BUDGET = 1 << 24
+
+
+def _check_budget(size: int, loc: Span | None) -> None:
+    if size > STATE_BUDGET:
+        raise error(loc, f"a state of {size:,} values is over the budget of {STATE_BUDGET:,} values per state")
 
 
 def lower_count(b: BlockBuilder, loc: Span | None, weight: ir.Value | None, args: list[Any],
@@ -165,6 +194,7 @@ def lower_bincount(b: BlockBuilder, loc: Span | None, weight: ir.Value | None, a
         raise error(loc, f"bincount() takes integer indices, got {describe(index)}")
     if not isinstance(length, int) or isinstance(length, bool) or length < 1:
         raise error(loc, f"bincount() length must be a positive int, got {describe(length)}")
+    _check_budget(length, loc)
     if weights is not None and not is_tensor(weights):
         raise error(loc, f"bincount() weights must be a tensor, got {describe(weights)}")
     dtype = "float64" if weights is not None or weight is not None else "int64"
@@ -208,7 +238,7 @@ def _maximum(a: Any, b: Any) -> Any:
 
 
 STATE_RULES: dict[str, StateRule] = {
-    "sum": StateRule(("x",), lower_sum, _add, 0.0),
+    "sum": StateRule(("x", "axis"), lower_sum, _add, 0.0),
     "count": StateRule(("x",), lower_count, _add, 0.0),
     "min": StateRule(("x",), lower_extreme("min"), _minimum, float("inf")),
     "max": StateRule(("x",), lower_extreme("max"), _maximum, float("-inf")),
