@@ -240,10 +240,10 @@ def lower_score_bin(b: BlockBuilder, loc: Span | None, p: Any, bins: Any, spacin
     (the `y_pred > threshold` rule, compared in p's dtype as Keras' AUC compares with its thresholds), or the same
     on equal widths in log-odds."""
     p = _tensor_arg(p, "score_bin", loc, float_only=True)
-    if not isinstance(bins, int) or isinstance(bins, bool) or not 1 <= bins <= MAX_BINS \
-            or spacing not in ("uniform", "logit"):
-        raise error(loc, f"bins={bins!r} must be an int in [1, {MAX_BINS:,}] and spacing=\"uniform\" or \"logit\", "
-                         f"got spacing={spacing!r}")
+    if not isinstance(bins, int) or isinstance(bins, bool) or not 1 <= bins <= MAX_BINS:
+        raise error(loc, f"bins={bins!r} must be an int in [1, {MAX_BINS:,}]")
+    if spacing not in ("uniform", "logit"):
+        raise error(loc, f"spacing={spacing!r} must be \"uniform\" or \"logit\"")
     t64 = TensorType("float64", p.type.shape)
     x = b.node("Cast", [p], t64, loc, to="float64")
     if spacing == "uniform":

@@ -18,6 +18,8 @@ from .types import FLOAT_DTYPES, INT_DTYPES, TensorType
 from .values import describe, is_tensor
 
 F64 = "float64"
+# The functions that read y_true as class labels: the runtime refuses a fractional label before such a metric runs.
+READS_LABELS = frozenset({"labels", "class_counts", "label_outside"})
 
 
 def _tensor(v: Any, fn: str, what: str, loc: Span | None) -> Value:
@@ -249,7 +251,8 @@ def lower_one_of(b: BlockBuilder, loc: Span | None, value: Any, options: Any, na
 def lower_in_range(b: BlockBuilder, loc: Span | None, value: Any, low: Any, high: Any, name: Any) -> Any:
     """`value` when it is a number in [low, high], else an error naming the argument."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise error(loc, f"{name}={value!r} must be a number in [{low:g}, {high:g}]")
+        kind = "an int" if isinstance(low, int) and isinstance(high, int) else "a number"
+        raise error(loc, f"{name}={value!r} must be {kind} in [{low:,}, {high:,}]")
     return value
 
 

@@ -95,14 +95,16 @@ def state_rule(stmt: N.StateDecl) -> str | None:
 
 # --- one reduction per rule ------------------------------------------------------------------------
 def broadcast_weight(b: BlockBuilder, w: ir.Value, x: ir.Value, loc: Span | None) -> ir.Value:
-    """sample_weight [batch] -> [batch, 1, ...] to meet x [batch, ...]."""
-    if x.type.rank == 0:
-        raise error(loc, "a weighted state needs a tensor with the batch axis first, got a scalar")
-    if x.type.rank == 1:
+    """sample_weight [batch] -> [batch, 1, ...] to meet x [batch, ...]; per-element weights [batch, d] meet x
+    [batch, d, ...] alike."""
+    if x.type.rank < w.type.rank:
+        raise error(loc, f"a weighted state needs a tensor with the batch axis first and the weights' axes, got "
+                         f"{x.type} against weights {w.type}")
+    if x.type.rank == w.type.rank:
         return w
-    axes = list(range(1, x.type.rank))
+    axes = list(range(w.type.rank, x.type.rank))
     return b.node("Unsqueeze", [w, b.const(axes, "int64")],
-                  TensorType("float64", (w.type.shape[0],) + (1,) * len(axes)), loc)
+                  TensorType("float64", w.type.shape + (1,) * len(axes)), loc)
 
 
 def _one_tensor(rule: str, args: list[Any], kwargs: dict[str, Any], loc: Span | None) -> ir.Value:
