@@ -89,14 +89,16 @@ def parse_spec(spec: str) -> tuple[str, list[Any], dict[str, Any]]:
 
 
 def literal(e: N.Expr) -> Any:
-    """The value of a literal argument: a number, string, true/false or a list of them."""
+    """The value of a literal argument: a number, string, true/false, none or a list of them."""
     if isinstance(e, (N.Number, N.String, N.Bool)):
         return e.value
+    if isinstance(e, N.Name) and e.id == "none":
+        return None
     if isinstance(e, N.Unary) and e.op == "-" and isinstance(e.operand, N.Number):
         return -e.operand.value
     if isinstance(e, N.ListExpr):
         return [literal(i) for i in e.items]
-    raise user_error("an argument is a number, a string, true, false or a list of them")
+    raise user_error("an argument is a number, a string, true, false, none or a list of them")
 
 
 def bind_metric(spec: str, definitions: dict[str, N.Definition]) -> LayerVal:
