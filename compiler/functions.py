@@ -261,7 +261,8 @@ def lower_score_bin(b: BlockBuilder, loc: Span | None, p: Any, bins: Any, spacin
                           p.type, loc, to=p.type.dtype)
             above = binary(b, ">", p, edge, loc)
             if step == 0.0:  # not above the bin's lower edge: the bin below
-                move = binary(b, "and", binary(b, ">=", index, limit, loc), b.node("Not", [above], above.type, loc), loc)
+                below = b.node("Not", [above], above.type, loc)
+                move = binary(b, "and", binary(b, ">=", index, limit, loc), below, loc)
                 index = b.node("Where", [move, binary(b, "-", index, 1.0, loc), index], t64, loc)
             else:  # above the bin's upper edge: the bin above
                 move = binary(b, "and", binary(b, "<=", index, limit, loc), above, loc)
