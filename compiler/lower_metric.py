@@ -76,11 +76,11 @@ class MetricLowerer(Lowerer):
         return truth, pred
 
     def nan_predictions(self, b: BlockBuilder, pred: ir.Value) -> ir.Value:
+        if pred.type.rank > 1:  # a row of class scores counts once: its sum is NaN when a score is (one pass, where
+            pred = b.node("ReduceSum", [pred, b.const(list(range(1, pred.type.rank)), "int64")],  # a mask of every
+                          TensorType(pred.type.dtype, pred.type.shape[:1]), keepdims=0)          # score takes three)
         nan = b.node("Cast", [b.node("IsNaN", [pred], TensorType("bool", pred.type.shape))],
                      TensorType("float64", pred.type.shape), to="float64")  # float64: see states.lower_sum
-        if pred.type.rank > 1:  # a row of class scores counts once
-            nan = b.node("ReduceMax", [nan], TensorType("float64", pred.type.shape[:1]), keepdims=0,
-                         axes=list(range(1, pred.type.rank)))
         total = b.node("ReduceSum", [nan], TensorType("float64", ()), keepdims=0)
         return named(b, b.node("Cast", [total], TensorType("int64", ()), to="int64"), NAN_PREDICTIONS, None)
 
