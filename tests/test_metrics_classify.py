@@ -417,3 +417,23 @@ def test_bad_metric_arguments_exit_1_naming_the_argument(tmp_path, spec, message
     assert result.returncode == 1, result.stdout
     assert message in result.stderr and f"metric '{spec}'" in result.stderr
     assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_per_element_sample_weights(tmp_path):
+    """One weight per score [N, 3] through `modelc eval`, as through Metric.update."""
+    import json
+    x = helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["batch", 3])
+    out = helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["batch", 3])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [out])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "id.onnx")
+    p = RNG.random((40, 3))
+    t = (RNG.random((40, 3)) < 0.5).astype(np.float64)
+    w = RNG.integers(0, 5, (40, 3)) / 4.0
+    np.savez(tmp_path / "d.npz", x=p, t=t, w=w)
+    result = run_cli("eval", "id.onnx", "--data", "d.npz", "--target", "t", "--sample-weight", "w", "--metric", "mse",
+                     "--metric", "precision(threshold=0.5)", "--batch-size", "7", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)["metrics"]
+    assert got["mse"] == pytest.approx(np.average((t - p) ** 2, weights=w), rel=1e-12)
+    predicted = p > 0.5
+    assert got["precision(threshold=0.5)"] == pytest.approx((w * predicted * t).sum() / (w * predicted).sum(), rel=1e-12)
