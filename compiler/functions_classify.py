@@ -114,11 +114,11 @@ def _thresholds(threshold: Any, loc: Span | None) -> list[float] | None:
     return [float(t) for t in items]
 
 
-def _optional_index(value: Any, name: str, high: int, loc: Span | None) -> int | None:
+def _optional_int(value: Any, name: str, low: int, high: int, loc: Span | None) -> int | None:
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < high:
-        raise error(loc, f"{name}={value!r} must be an int in [0, {high})")
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise error(loc, f"{name}={value!r} must be an int in [{low}, {high}] (or none)")
     return value
 
 
@@ -130,14 +130,18 @@ def lower_class_counts(b: BlockBuilder, loc: Span | None, y_true: Any, y_pred: A
     w = _tensor(sample_weight, "class_counts", "sample_weight", loc)
     k = _class_axis(y_true, y_pred, "class_counts", loc)
     thresholds = _thresholds(threshold, loc)
-    top = None if top_k is None else _optional_index(top_k, "top_k", (k or 1) + 1, loc)
-    if top == 0:
-        raise error(loc, "top_k=0 must be at least 1")
-    cid = _optional_index(class_id, "class_id", k or 1, loc)
+    top = _optional_int(top_k, "top_k", 1, k or 1, loc)
+    cid = _optional_int(class_id, "class_id", 0, (k or 1) - 1, loc)
     w = b.node("Cast", [w], TensorType(F64, w.type.shape), loc, to=F64)
     if k is not None and y_true.type.rank == 1 and thresholds is None and top is None and cid is None \
             and w.type.rank == 1 and y_pred.type.dtype in FLOAT_DTYPES:
         return _argmax_counts(b, loc, y_true, y_pred, w, k)
+    return _mask_counts(b, loc, y_true, y_pred, w, k, thresholds, top, cid)
+
+
+def _mask_counts(b: BlockBuilder, loc: Span | None, y_true: Value, y_pred: Value, w: Value, k: int | None,
+                 thresholds: list[float] | None, top: int | None, cid: int | None) -> Value:
+    """The counts from masks [batch, classes, thresholds] of predicted and actual positives."""
     truth = b.node("Cast", [positives(b, loc, y_true, y_pred)], TensorType("bool", y_pred.type.shape), loc, to="bool")
     predicted = _predicted(b, loc, y_pred, k, thresholds, top)      # [batch, classes, thresholds]
     truth = _as_rank3(b, truth, loc)

@@ -407,7 +407,8 @@ def test_fractional_labels_are_an_error_naming_row_and_value(tmp_path, spec):
     ("top_k_accuracy(k=0)", "k=0 must be an int in [1, 1,000,000,000]"),
     ('precision(average="mirco")', "average='mirco' is not one of \"micro\", \"macro\", \"weighted\", \"none\"; "
                                    "did you mean 'micro'?"),
-    ("precision(top_k=11)", "top_k=11 must be an int in [0, 11)"),
+    ("precision(top_k=11)", "top_k=11 must be an int in [1, 10] (or none)"),
+    ("recall(class_id=10)", "class_id=10 must be an int in [0, 9] (or none)"),
     ('auc(curve="ROC")', "curve='ROC' is not one of \"roc\", \"pr\""),
     ("auc(multi_label=true, label_weights=[1, 2])", "label_weights=[1, 2] must be a list of 10 non-negative numbers"),
 ])
