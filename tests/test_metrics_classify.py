@@ -438,3 +438,27 @@ def test_cli_per_element_sample_weights(tmp_path):
     assert got["mse"] == pytest.approx(np.average((t - p) ** 2, weights=w), rel=1e-12)
     predicted = p > 0.5
     assert got["precision(threshold=0.5)"] == pytest.approx((w * predicted * t).sum() / (w * predicted).sum(), rel=1e-12)
+
+
+def test_a_user_metric_with_a_batch_total_state(tmp_path):
+    """`state s = sum(x, axis=[])` adds up per-batch totals of a fixed shape (class_counts' form); a state of another
+    axis is an error."""
+    import json
+    y, p, w = ten_class_model(tmp_path)
+    (tmp_path / "m.model").write_text(
+        "metric support(y_true, y_pred, sample_weight) {\n"
+        "    state counts = sum(class_counts(y_true, y_pred, sample_weight), axis=[])\n"
+        "    return counts[2, :, 0]\n"
+        "}\n"
+        "metric bad(y_true, y_pred) {\n"
+        "    state s = sum(y_pred, axis=1)\n"
+        "    return s\n"
+        "}\n")
+    result = run_cli("eval", "softmax.onnx", "--data", "d.npz", "--target", "y", "--sample-weight", "w", "--import",
+                     "m.model", "--metric", "support", "--batch-size", "7", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["metrics"]["support"] == np.bincount(y, weights=w, minlength=10).tolist()
+    result = run_cli("eval", "softmax.onnx", "--data", "d.npz", "--target", "y", "--import", "m.model",
+                     "--metric", "bad", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "a state sums the whole batch, or takes axis=[] for a batch's total; got axis=1" in result.stderr
