@@ -146,6 +146,10 @@ def test_threshold_list_gives_one_result_per_threshold():
         got = fed(f"{name}(threshold={thresholds})", y, p, W[:N]).result()
         want = [fn(y, p > t, sample_weight=W[:N], zero_division=0) for t in thresholds]
         assert_all_close([got], want)
+    got = fed(f'recall(threshold={thresholds}, average="none")', ML_Y, ML_P, W[:N]).result()   # [thresholds, k]
+    want = [skm.recall_score(ML_Y, ML_P > t, average=None, sample_weight=W[:N], zero_division=0) for t in thresholds]
+    assert np.shape(got) == (3, 4)
+    assert_all_close([got], want)
     m = keras.metrics.Precision(thresholds=thresholds)
     m.update_state(ML_Y.astype(np.float32), ML_P.astype(np.float32))
     assert_all_close([fed(f"precision(threshold={thresholds})", ML_Y, ML_P).result()],
