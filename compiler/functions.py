@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from . import functions_classify as fc
+from . import numpy_classify as npc
 from . import numpy_ops as npo
 from .arguments import bind_keywords
 from .builder import BlockBuilder
@@ -108,6 +110,8 @@ def lower_softmax(b: BlockBuilder, loc: Span | None, x: Any, axis: int = -1) -> 
 
 
 def lower_where(b: BlockBuilder, loc: Span | None, cond: Any, x: Any, y: Any) -> Value:
+    if isinstance(cond, bool):  # a compile-time condition (a bool hyperparameter) picks one operand
+        return x if cond else y
     cond = _tensor_arg(cond, "where", loc)
     if cond.type.dtype != "bool":
         raise error(loc, f"where() condition must be bool, got {cond.type}")
@@ -228,13 +232,18 @@ def lower_expand_dims(b: BlockBuilder, loc: Span | None, x: Any, axis: int) -> V
 
 
 LOGIT_EPSILON = 1e-9  # scores are clipped to [eps, 1 - eps] before taking log-odds
+MAX_BINS = 1_000_000  # a histogram's bins: more resolve nothing a float32 score holds, and cost memory
 
 
 def lower_score_bin(b: BlockBuilder, loc: Span | None, p: Any, bins: Any, spacing: Any = "uniform") -> Value:
-    """Histogram bin (int64 in [0, bins)) of a score in [0, 1]: equal widths, or equal widths in log-odds."""
+    """Histogram bin (int64 in [0, bins)) of a score in [0, 1]: how many of the inner edges j / bins it exceeds
+    (the `y_pred > threshold` rule, compared in p's dtype as Keras' AUC compares with its thresholds), or the same
+    on equal widths in log-odds."""
     p = _tensor_arg(p, "score_bin", loc, float_only=True)
-    if not isinstance(bins, int) or bins < 1 or spacing not in ("uniform", "logit"):
-        raise error(loc, f"score_bin() takes bins >= 1 and spacing \"uniform\" or \"logit\", got {bins!r}, {spacing!r}")
+    if not isinstance(bins, int) or isinstance(bins, bool) or not 1 <= bins <= MAX_BINS:
+        raise error(loc, f"bins={bins!r} must be an int in [1, {MAX_BINS:,}]")
+    if spacing not in ("uniform", "logit"):
+        raise error(loc, f"spacing={spacing!r} must be \"uniform\" or \"logit\"")
     t64 = TensorType("float64", p.type.shape)
     x = b.node("Cast", [p], t64, loc, to="float64")
     if spacing == "uniform":
@@ -244,10 +253,21 @@ def lower_score_bin(b: BlockBuilder, loc: Span | None, p: Any, bins: Any, spacin
         x = b.node("Log", [binary(b, "/", x, binary(b, "-", 1.0, x, loc), loc)], t64, loc)
         limit = math.log((1.0 - LOGIT_EPSILON) / LOGIT_EPSILON)
         x = binary(b, "/", binary(b, "+", x, limit, loc), 2.0 * limit, loc)
-    scaled = b.node("Floor", [binary(b, "*", x, float(bins), loc)], t64, loc)
-    index = b.node("Cast", [lower_clip(b, loc, scaled, 0.0, float(bins - 1))], TensorType("int64", p.type.shape),
-                   loc, to="int64")
-    return index
+    scaled = binary(b, "-", b.node("Ceil", [binary(b, "*", x, float(bins), loc)], t64, loc), 1.0, loc)
+    index = lower_clip(b, loc, scaled, 0.0, float(bins - 1))
+    if spacing == "uniform":  # float64 rounding may put a score on an edge one bin off: compare in p's dtype
+        for step, limit in ((0.0, 1.0), (1.0, float(bins - 2))):
+            edge = b.node("Cast", [binary(b, "/", binary(b, "+", index, step, loc), float(bins), loc)],
+                          p.type, loc, to=p.type.dtype)
+            above = binary(b, ">", p, edge, loc)
+            if step == 0.0:  # not above the bin's lower edge: the bin below
+                below = b.node("Not", [above], above.type, loc)
+                move = binary(b, "and", binary(b, ">=", index, limit, loc), below, loc)
+                index = b.node("Where", [move, binary(b, "-", index, 1.0, loc), index], t64, loc)
+            else:  # above the bin's upper edge: the bin above
+                move = binary(b, "and", binary(b, "<=", index, limit, loc), above, loc)
+                index = b.node("Where", [move, binary(b, "+", index, 1.0, loc), index], t64, loc)
+    return b.node("Cast", [index], TensorType("int64", p.type.shape), loc, to="int64")
 
 
 def _f(params: tuple[str, ...], lower: Callable | None, numpy: Callable | None, doc: str,
@@ -298,13 +318,34 @@ FUNCTIONS: dict[str, Function] = {
     "dot_product_attention": _f(("q", "k", "v", "mask", "scale", "causal"), lower_dot_product_attention, None,
                                 "softmax(q k^T * scale) v over [batch, length, heads, size] (Keras' layout)",
                                 mask=None, scale=None, causal=False),
+    "labels": _f(("y",), fc.lower_labels, None, "y as class labels (int64); fractional labels are refused"),
+    "positive_labels": _f(("y_true", "y_pred"), fc.positives, None,
+                          "1.0 where a label is positive (y_true == 1, or the row's class), in the scores' shape"),
+    "label_outside": _f(("y_true", "y_pred"), fc.lower_label_outside, None,
+                        "int64 [batch]: 1 where a class label is outside [0, k) of class scores [batch, k]"),
+    "label_count": _f(("y_true", "y_pred", "per_label", "label_weights"), fc.lower_label_count, None,
+                      "the number of labels (curves) in the scores: k, or 1", per_label=True, label_weights=None),
+    "label_column": _f(("y_true", "y_pred", "per_label"), fc.lower_label_column, None,
+                       "each score's label, as an int64 row [1, k] (0 when all are one curve)", per_label=True),
+    "class_counts": _f(("y_true", "y_pred", "sample_weight", "threshold", "top_k", "class_id"),
+                       fc.lower_class_counts, None, "weighted confusion counts per class and threshold [4, c, t]",
+                       threshold=None, top_k=None, class_id=None),
+    "if_logits": _f(("y", "from_logits", "activation"), fc.lower_if_logits, None,
+                    "sigmoid(y) (or softmax) when from_logits, else y", activation="sigmoid"),
+    "one_of": _f(("value", "options", "name"), fc.lower_one_of, None, "value, checked to be one of options"),
+    "in_range": _f(("value", "low", "high", "name"), fc.lower_in_range, None, "value, checked to be in [low, high]"),
     # only on merged states, after a metric's states
+    "average_classes": _f(("numerator", "denominator", "support", "average", "threshold"), None,
+                          npc.average_classes, "per-class ratios averaged: micro, macro, weighted or none"),
+    "by_threshold": _f(("counts", "threshold"), None, npc.by_threshold, "counts summed over the classes"),
+    "binned_auc": _f(("positives", "negatives", "bins", "curve", "summation_method", "label_weights"), None,
+                     npc.binned_auc, "area under binned ROC or PR curves, averaged over labels", label_weights=None),
     "cumsum": _f(("x", "reverse"), None, npo.cumsum, "running sum (from the end with reverse=true)", reverse=False),
     "trapz": _f(("y", "x"), None, npo.trapz, "trapezoidal integral of y over x"),
 }
 
 # Names of values every stage knows (the dtype names are values too: cast(x, float16)).
-CONSTANTS: dict[str, float] = {"nan": math.nan}
+CONSTANTS: dict[str, Any] = {"nan": math.nan, "none": None}
 
 
 def call_function(b: BlockBuilder, name: str, args: list[Any], kwargs: dict[str, Any], loc: Span | None) -> Any:

@@ -36,18 +36,21 @@ def named(b: BlockBuilder, value: ir.Value, name: str, loc: Span | None) -> ir.V
 
 class MetricLowerer(Lowerer):
     def lower_metrics(self, metrics: list[tuple[str, LayerVal]], y_true: TensorType, y_pred: TensorType,
-                      weighted: bool) -> tuple[ir.Model, list[MetricPlan]]:
+                      weighted: bool | tuple) -> tuple[ir.Model, list[MetricPlan]]:
+        """`weighted`: False, True (one weight per row) or the weights' shape after the batch axis (one per
+        element: [d] against y_pred [batch, d])."""
         inputs = [ir.Value("y_true", y_true), ir.Value("y_pred", y_pred)]
-        if weighted:
-            inputs.append(ir.Value("sample_weight", TensorType("float64", (y_true.shape[0],))))
+        if weighted is not False:
+            trailing = () if weighted is True else tuple(weighted)
+            inputs.append(ir.Value("sample_weight", TensorType("float64", (y_true.shape[0], *trailing))))
         b = BlockBuilder("metric_states", inputs)
-        pred = self.meet(b, inputs[1], y_true)
-        self.weight = inputs[2] if weighted else None
+        truth, pred = self.meet(b, inputs[0], inputs[1])
+        self.weight = inputs[2] if weighted is not False else None
         plans, outputs = [], []
         for index, (spec, lv) in enumerate(metrics):
             plan = MetricPlan(spec, lv.layer, self.complete(lv, lv.layer.loc))  # type: ignore[arg-type]
             with b.scope(f"m{index}"):
-                outputs.extend(self.lower_metric(plan, inputs[0], pred, b))
+                outputs.extend(self.lower_metric(plan, truth, pred, b))
             plans.append(plan)
         if y_pred.dtype in FLOAT_DTYPES:  # rows with a NaN prediction are counted and reported
             outputs.append(self.nan_predictions(b, pred))
@@ -55,25 +58,29 @@ class MetricLowerer(Lowerer):
         model = ir.Model("metric_states", b.block, [o.name for o in outputs])
         return model, plans
 
-    def meet(self, b: BlockBuilder, pred: ir.Value, y_true: TensorType) -> ir.Value:
-        """y_pred as the metrics see it: Keras drops a trailing 1 to meet a 1-D y_true."""
-        y_pred = pred.type
+    def meet(self, b: BlockBuilder, truth: ir.Value, pred: ir.Value) -> tuple[ir.Value, ir.Value]:
+        """y_true and y_pred as the metrics see them: Keras drops a trailing 1 of either to meet the other
+        ([batch, 1] scores against labels [batch]; labels [batch, 1] against scores [batch, k])."""
+        y_true, y_pred = truth.type, pred.type
         if y_pred.rank == y_true.rank + 1 and y_pred.shape[-1] == 1:
             pred = b.node("Squeeze", [pred, b.const([-1], "int64")], TensorType(y_pred.dtype, y_pred.shape[:-1]))
-        labels_and_scores = y_true.rank == 1 and pred.type.rank == 2  # class labels against class scores
-        same = y_true.rank == pred.type.rank and all(
-            dims_agree(a, c) for a, c in zip(y_true.shape[1:], pred.type.shape[1:]))
+        elif y_true.rank == y_pred.rank == 2 and y_true.shape[-1] == 1 and y_pred.shape[-1] != 1:
+            truth = b.node("Squeeze", [truth, b.const([-1], "int64")], TensorType(y_true.dtype, y_true.shape[:-1]))
+        labels_and_scores = truth.type.rank == 1 and pred.type.rank == 2  # class labels against class scores
+        same = truth.type.rank == pred.type.rank and all(
+            dims_agree(a, c) for a, c in zip(truth.type.shape[1:], pred.type.shape[1:]))
         if not (same or labels_and_scores):
             raise error(None, f"y_true {show_shape(y_true.shape)} does not meet y_pred {show_shape(y_pred.shape)}: "
-                              "metrics take the same shape, or class labels [batch] against scores [batch, k]")
-        return pred
+                              "metrics take the same shape, or class labels [batch] (or [batch, 1]) against scores "
+                              "[batch, k]")
+        return truth, pred
 
     def nan_predictions(self, b: BlockBuilder, pred: ir.Value) -> ir.Value:
+        if pred.type.rank > 1:  # a row of class scores counts once: its sum is NaN when a score is (one pass, where
+            pred = b.node("ReduceSum", [pred, b.const(list(range(1, pred.type.rank)), "int64")],  # a mask of every
+                          TensorType(pred.type.dtype, pred.type.shape[:1]), keepdims=0)          # score takes three)
         nan = b.node("Cast", [b.node("IsNaN", [pred], TensorType("bool", pred.type.shape))],
                      TensorType("float64", pred.type.shape), to="float64")  # float64: see states.lower_sum
-        if pred.type.rank > 1:  # a row of class scores counts once
-            nan = b.node("ReduceMax", [nan], TensorType("float64", pred.type.shape[:1]), keepdims=0,
-                         axes=list(range(1, pred.type.rank)))
         total = b.node("ReduceSum", [nan], TensorType("float64", ()), keepdims=0)
         return named(b, b.node("Cast", [total], TensorType("int64", ()), to="int64"), NAN_PREDICTIONS, None)
 
@@ -83,9 +90,10 @@ class MetricLowerer(Lowerer):
         names = [p.name for p in d.inputs]
         env.values[names[0]], env.values[names[1]] = y_true, y_pred
         explicit_weight = len(names) == 3  # the metric weighs its states itself
-        if explicit_weight:
-            env.values[names[2]] = self.weight_as(y_pred.type.dtype, b) if self.weight is not None else \
-                self.unit_weights(y_true, y_pred.type.dtype, b)
+        if explicit_weight:  # in y_pred's float dtype (float64 for integer predictions: class labels)
+            dtype = y_pred.type.dtype if y_pred.type.dtype in FLOAT_DTYPES else "float64"
+            env.values[names[2]] = self.weight_as(dtype, b) if self.weight is not None else \
+                self.unit_weights(y_true, dtype, b)
         body = split_metric(d)
         plan.final = body.final
         outputs = []

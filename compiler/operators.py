@@ -116,6 +116,9 @@ def fold_at(op: str, a: Any, c: Any, loc: Span | None) -> Any:
 
 
 def binary(b: BlockBuilder, op: str, a: Any, c: Any, loc: Span | None) -> Any:
+    if op in ("==", "!=") and not is_tensor(a) and not is_tensor(c) and (a is None or c is None or isinstance(a, str)
+                                                                         or isinstance(c, str)):
+        return (a == c) == (op == "==")  # compile-time equality of strings and none: ignore_class == none
     if any(not is_tensor(v) and not isinstance(v, Scalar) for v in (a, c)):
         raise error(loc, f"'{op}' cannot combine {describe(a)} and {describe(c)}")
     if not is_tensor(a) and not is_tensor(c):

@@ -18,7 +18,7 @@ from . import nodes as N
 from .arguments import bind_arguments
 from .builder import BlockBuilder
 from .source import Span, error
-from .types import INT_DTYPES, TensorType
+from .types import INT_DTYPES, TensorType, product
 from .values import describe, is_tensor
 
 if TYPE_CHECKING:
@@ -95,14 +95,16 @@ def state_rule(stmt: N.StateDecl) -> str | None:
 
 # --- one reduction per rule ------------------------------------------------------------------------
 def broadcast_weight(b: BlockBuilder, w: ir.Value, x: ir.Value, loc: Span | None) -> ir.Value:
-    """sample_weight [batch] -> [batch, 1, ...] to meet x [batch, ...]."""
-    if x.type.rank == 0:
-        raise error(loc, "a weighted state needs a tensor with the batch axis first, got a scalar")
-    if x.type.rank == 1:
+    """sample_weight [batch] -> [batch, 1, ...] to meet x [batch, ...]; per-element weights [batch, d] meet x
+    [batch, d, ...] alike."""
+    if x.type.rank < w.type.rank:
+        raise error(loc, f"a weighted state needs a tensor with the batch axis first and the weights' axes, got "
+                         f"{x.type} against weights {w.type}")
+    if x.type.rank == w.type.rank:
         return w
-    axes = list(range(1, x.type.rank))
+    axes = list(range(w.type.rank, x.type.rank))
     return b.node("Unsqueeze", [w, b.const(axes, "int64")],
-                  TensorType("float64", (w.type.shape[0],) + (1,) * len(axes)), loc)
+                  TensorType("float64", w.type.shape + (1,) * len(axes)), loc)
 
 
 def _one_tensor(rule: str, args: list[Any], kwargs: dict[str, Any], loc: Span | None) -> ir.Value:
@@ -117,6 +119,8 @@ def _as_float64(b: BlockBuilder, x: ir.Value, loc: Span | None) -> ir.Value:
 
 def lower_sum(b: BlockBuilder, loc: Span | None, weight: ir.Value | None, args: list[Any],
               kwargs: dict[str, Any]) -> ir.Value:
+    if "axis" in kwargs:
+        return _batch_total(b, loc, weight, args, kwargs)
     x = _one_tensor("sum", args, kwargs, loc)
     x64 = _as_float64(b, x, loc)
     if weight is None and x.type.dtype in ("bool", *INT_DTYPES):
@@ -127,6 +131,33 @@ def lower_sum(b: BlockBuilder, loc: Span | None, weight: ir.Value | None, args: 
     if weight is not None:
         x64 = b.node("Mul", [x64, broadcast_weight(b, weight, x, loc)], x64.type, loc)
     return b.node("ReduceSum", [x64], TensorType("float64", ()), loc, keepdims=0)
+
+
+def _batch_total(b: BlockBuilder, loc: Span | None, weight: ir.Value | None, args: list[Any],
+                 kwargs: dict[str, Any]) -> ir.Value:
+    """`state s = sum(x, axis=[])`: x is already this batch's total (a helper that weighs its rows itself, such as
+    class_counts), of a fixed shape; batches add up."""
+    given = dict(kwargs)
+    axis = given.pop("axis")
+    x = _one_tensor("sum", args, given, loc)
+    if axis != []:
+        raise error(loc, f"a state sums the whole batch, or takes axis=[] for a batch's total; got axis={axis!r}")
+    if not all(isinstance(d, int) for d in x.type.shape):
+        raise error(loc, f"sum(x, axis=[]) takes a total of a fixed shape, without the batch axis; got {x.type}")
+    if weight is not None:
+        raise error(loc, "sum(x, axis=[]) is not weighted automatically: declare sample_weight as the metric's "
+                         "third input and weigh the rows before the total")
+    _check_budget(product(x.type.shape), loc)  # type: ignore[arg-type]
+    return _as_float64(b, x, loc)
+
+
+# The most values one state may hold (a bincount's bins, a total's elements): 2**24 float64 values, 128 MiB.
+STATE_BUDGET = 1 << 24
+
+
+def _check_budget(size: int, loc: Span | None) -> None:
+    if size > STATE_BUDGET:
+        raise error(loc, f"a state of {size:,} values is over the budget of {STATE_BUDGET:,} values per state")
 
 
 def lower_count(b: BlockBuilder, loc: Span | None, weight: ir.Value | None, args: list[Any],
@@ -165,6 +196,7 @@ def lower_bincount(b: BlockBuilder, loc: Span | None, weight: ir.Value | None, a
         raise error(loc, f"bincount() takes integer indices, got {describe(index)}")
     if not isinstance(length, int) or isinstance(length, bool) or length < 1:
         raise error(loc, f"bincount() length must be a positive int, got {describe(length)}")
+    _check_budget(length, loc)
     if weights is not None and not is_tensor(weights):
         raise error(loc, f"bincount() weights must be a tensor, got {describe(weights)}")
     dtype = "float64" if weights is not None or weight is not None else "int64"
@@ -208,7 +240,7 @@ def _maximum(a: Any, b: Any) -> Any:
 
 
 STATE_RULES: dict[str, StateRule] = {
-    "sum": StateRule(("x",), lower_sum, _add, 0.0),
+    "sum": StateRule(("x", "axis"), lower_sum, _add, 0.0),
     "count": StateRule(("x",), lower_count, _add, 0.0),
     "min": StateRule(("x",), lower_extreme("min"), _minimum, float("inf")),
     "max": StateRule(("x",), lower_extreme("max"), _maximum, float("-inf")),

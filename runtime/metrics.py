@@ -18,7 +18,8 @@ from ..compiler import nodes as N
 from ..compiler.arguments import given_twice
 from ..compiler.lower_metric import MetricLowerer, MetricPlan
 from ..compiler.source import Diagnostic, ModelcError, SourceFiles, did_you_mean, user_error
-from ..compiler.states import (NAN_PREDICTIONS, StateSpec, default_state, merge_states, split_metric,
+from ..compiler.functions_classify import READS_LABELS
+from ..compiler.states import (NAN_PREDICTIONS, StateSpec, default_state, merge_states, names_in, split_metric,
                                state_rule)
 from ..compiler.types import DTYPES, TensorType, dtype_name, show_shape
 from ..compiler.values import LayerVal
@@ -43,11 +44,17 @@ def metric_dtype(dtype: Any) -> str | None:
 
 def metric_types(what: str, dtype: Any, pred_shape: tuple, true_shape: tuple) -> tuple[TensorType, TensorType]:
     """(y_true, y_pred) as a state graph types them, from y_pred's numpy dtype and the trailing shapes (after
-    the batch axis): y_true takes y_pred's dtype. `what` names y_pred in the error."""
+    the batch axis): y_true takes y_pred's float dtype, float64 against integer predictions (class labels).
+    `what` names y_pred in the error."""
     name = metric_dtype(dtype)
     if name is None:
         raise user_error(f"{what} has dtype {np.dtype(dtype)}, which metrics do not take")
-    return TensorType(name, ("batch", *true_shape)), TensorType(name, ("batch", *pred_shape))
+    return TensorType(truth_dtype(name), ("batch", *true_shape)), TensorType(name, ("batch", *pred_shape))
+
+
+def truth_dtype(pred_dtype: str) -> str:
+    """y_true's dtype in a state graph: y_pred's float dtype, float64 against integer predictions."""
+    return pred_dtype if np.dtype(pred_dtype).kind == "f" else "float64"
 
 
 def metric_definitions(*programs: Any) -> dict[str, N.Definition]:
@@ -82,14 +89,16 @@ def parse_spec(spec: str) -> tuple[str, list[Any], dict[str, Any]]:
 
 
 def literal(e: N.Expr) -> Any:
-    """The value of a literal argument: a number, string, true/false or a list of them."""
+    """The value of a literal argument: a number, string, true/false, none or a list of them."""
     if isinstance(e, (N.Number, N.String, N.Bool)):
         return e.value
+    if isinstance(e, N.Name) and e.id == "none":
+        return None
     if isinstance(e, N.Unary) and e.op == "-" and isinstance(e.operand, N.Number):
         return -e.operand.value
     if isinstance(e, N.ListExpr):
         return [literal(i) for i in e.items]
-    raise user_error("an argument is a number, a string, true, false or a list of them")
+    raise user_error("an argument is a number, a string, true, false, none or a list of them")
 
 
 def bind_metric(spec: str, definitions: dict[str, N.Definition]) -> LayerVal:
@@ -105,6 +114,35 @@ def bind_metric(spec: str, definitions: dict[str, N.Definition]) -> LayerVal:
         raise user_error(f"metric '{spec}': {e.diagnostics[0].message}") from None
 
 
+def row_weights(weights: Any, rows: int, what: str) -> np.ndarray:
+    """Sample weights as a state graph takes them, float64: one per row [rows] (a scalar, or a column [rows, 1],
+    squeezed as Keras does), or one per element [rows, d, ...]."""
+    w = np.asarray(weights)
+    if w.dtype.kind not in "biuf":
+        raise user_error(f"{what} has dtype {w.dtype}; weights are numbers")
+    w = w.astype(np.float64)
+    if w.ndim == 0:
+        return np.full(rows, float(w))
+    while w.ndim > 1 and w.shape[-1] == 1:
+        w = w[..., 0]
+    if len(w) != rows:
+        raise user_error(f"{what} has {len(w)} rows, y_pred {rows}")
+    return np.ascontiguousarray(w)
+
+
+def check_labels(specs: list[str], y_true: np.ndarray, first_row: int) -> None:
+    """Refuse a fractional class label (1.5) before a metric that takes class labels truncates it to a class;
+    `first_row` is the number of the batch's first row."""
+    if not specs or y_true.dtype.kind != "f":
+        return
+    bad = (y_true != np.floor(y_true)) & ~np.isnan(y_true)
+    if bad.any():
+        at = int(np.argmax(bad.reshape(len(bad), -1).any(axis=1)))
+        value = y_true[at][bad[at]].flat[0] if y_true.ndim > 1 else y_true[at]
+        raise user_error(f"metric '{specs[0]}' takes class labels (whole numbers), but target row {first_row + at} "
+                         f"holds {float(value):g}")
+
+
 class MetricSet:
     """Several metrics whose states come from one graph: the unit the evaluator runs and merges."""
 
@@ -112,12 +150,14 @@ class MetricSet:
         self.specs = list(specs)
         self.definitions = definitions or metric_definitions()
         self.bound = [(s, bind_metric(s, self.definitions)) for s in self.specs]
+        self.label_specs = [s for s, lv in self.bound  # metrics that read y_true as class labels
+                            if names_in(split_metric(lv.layer).per_batch) & READS_LABELS]  # type: ignore[arg-type]
         self.plans: list[MetricPlan] = []
         self.states: dict[str, np.ndarray] = {}
         self.rules: dict[str, StateSpec] = {}
 
     # --- the per-batch graph ------------------------------------------------
-    def state_graph(self, y_true: TensorType, y_pred: TensorType, weighted: bool, opset: int | None = None,
+    def state_graph(self, y_true: TensorType, y_pred: TensorType, weighted: bool | tuple, opset: int | None = None,
                     ir_version: int | None = None) -> "onnx.ModelProto":
         from ..compiler.emit import DEFAULT_OPSET, emit_model
         try:
@@ -242,8 +282,9 @@ class Metric:
         self.provider = provider
         self._set = MetricSet([spec], definitions)
         self._sessions: dict[tuple, Any] = {}
+        self._rows = 0  # rows updated so far: where an error points
 
-    def _session(self, y_true: np.ndarray, y_pred: np.ndarray, weighted: bool) -> Any:
+    def _session(self, y_true: np.ndarray, y_pred: np.ndarray, weighted: bool | tuple) -> Any:
         key = (y_true.dtype.str, y_true.shape[1:], y_pred.dtype.str, y_pred.shape[1:], weighted)
         if key not in self._sessions:
             from .session import Session
@@ -253,18 +294,24 @@ class Metric:
         return self._sessions[key]
 
     def update(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        """One batch. Integer (or bool) predictions are class labels, as `modelc eval` takes them."""
         y_pred = np.asarray(y_pred)
-        if y_pred.dtype.kind in "iub":
-            y_pred = y_pred.astype(np.float64)
-        y_true = np.asarray(y_true).astype(y_pred.dtype)
         if y_pred.ndim == 0 or len(y_pred) == 0:
             return  # an empty batch is a no-op
+        y_true = np.asarray(y_true)
+        if y_true.dtype.kind not in "biuf":
+            raise user_error(f"y_true has dtype {y_true.dtype}; metrics need numbers")
+        y_true = y_true.astype(y_pred.dtype if y_pred.dtype.kind == "f" else np.float64)
         if len(y_true) != len(y_pred):
             raise user_error(f"y_true has {len(y_true)} rows, y_pred {len(y_pred)}")
+        check_labels(self._set.label_specs, y_true, self._rows)
         feeds = {"y_true": y_true, "y_pred": y_pred}
+        weighted: bool | tuple = False
         if sample_weight is not None:
-            feeds["sample_weight"] = np.broadcast_to(np.asarray(sample_weight, np.float64), (len(y_pred),)).copy()
-        self._set.accumulate(self._session(y_true, y_pred, sample_weight is not None).run(feeds))
+            feeds["sample_weight"] = row_weights(sample_weight, len(y_pred), "sample_weight")
+            weighted = feeds["sample_weight"].shape[1:]
+        self._set.accumulate(self._session(y_true, y_pred, weighted).run(feeds))
+        self._rows += len(y_pred)
 
     def merge(self, other: "Metric") -> "Metric":
         self._set.merge(other._set)
@@ -278,6 +325,7 @@ class Metric:
 
     def reset(self) -> None:
         self._set.reset()
+        self._rows = 0
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return self._set.state_dict()

@@ -182,7 +182,7 @@ class EvalGraphs:
 
 
 def eval_graphs(loaded: LoadedModel, metric_set: MetricSet, output: TensorSpec, target_shape: tuple[int, ...],
-                weighted: bool, fuse_metrics: bool) -> EvalGraphs:
+                weighted: bool | tuple, fuse_metrics: bool) -> EvalGraphs:
     """The metric-state graph for these types, fused into the model's graph where the opset allows."""
     proto = loaded.proto
     y_true, y_pred = metric_types(f"output '{output.name}'", output.dtype, output.shape[1:], target_shape)

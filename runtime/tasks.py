@@ -20,7 +20,7 @@ from .columns import ColumnPlan, feeds_for, guard_casts, plan_columns, require_c
 from .data import Batch, Located, Source, nan_row_mask, prefetch
 from .defaults import DEFAULT_ON_MISSING
 from .missing import screen
-from .metrics import MetricSet, metric_definitions
+from .metrics import MetricSet, check_labels, metric_definitions, row_weights
 from .model import EvalGraphs, LoadedModel, Runner, eval_graphs, model_inputs, pick_output, pick_outputs
 from .partitions import Partition, open_partition, require_columns
 from .session import TensorSpec, tensor_specs
@@ -39,6 +39,16 @@ class EvalJob:
     out_dtype: np.dtype             # y_true is cast to y_pred's float dtype
     rules: dict[str, str]           # metric state -> merge rule (sum, count, bincount, min, max)
     on_missing: str = DEFAULT_ON_MISSING   # rows with a missing input or target value (missing.py)
+    label_specs: list[str] = field(default_factory=list)   # metrics that take class labels (no fractions)
+
+
+def weight_shape(shape: tuple) -> tuple:
+    """The sample weights' shape after the batch axis as the state graph takes it: a column [N, 1] is one weight
+    per row (Keras squeezes it)."""
+    shape = tuple(shape)
+    while shape and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape
 
 
 @dataclass
@@ -115,10 +125,11 @@ def plan_eval(loaded: LoadedModel, source: Source, target: str, metrics: list[st
     plan = plan_columns(source, inputs, target, sample_weight, columns, drop)
     out_spec = pick_output(loaded.proto, output)
     metric_set = MetricSet(metrics, metric_definitions(*loaded.programs))
-    graphs = eval_graphs(loaded, metric_set, out_spec, source.shape_of(target), sample_weight is not None,
-                         fuse_metrics)
+    weighted = False if sample_weight is None else weight_shape(source.shape_of(sample_weight))
+    graphs = eval_graphs(loaded, metric_set, out_spec, source.shape_of(target), weighted, fuse_metrics)
     rules = {name: spec.rule for name, spec in metric_set.rules.items()}
-    job = EvalJob(plan, inputs, target, sample_weight, batch_size, out_spec.dtype, rules, on_missing)
+    job = EvalJob(plan, inputs, target, sample_weight, batch_size, out_spec.dtype, rules, on_missing,
+                  metric_set.label_specs)
     return EvalPlan(job, metric_set, graphs)
 
 
@@ -166,7 +177,7 @@ def _prepare(job: EvalJob, batch: Batch) -> PreparedBatch:
         raise user_error(f"target '{job.target}' has dtype {truth.dtype}; metrics need numbers")
     extra = {"y_true": truth.astype(job.out_dtype if job.out_dtype.kind == "f" else np.float64)}
     if job.sample_weight is not None:
-        extra["sample_weight"] = np.asarray(batch[job.sample_weight], dtype=np.float64)
+        extra["sample_weight"] = row_weights(batch[job.sample_weight], n, f"--sample-weight '{job.sample_weight}'")
     return n, feeds, extra, (nan_rows(feeds), nan_rows({"y_true": extra["y_true"]}))
 
 
@@ -191,6 +202,7 @@ def evaluate_batches(job: EvalJob, runner: Runner, located: Iterable[Located], t
         tally.missing_rows += left_out
         if n == 0:
             continue
+        check_labels(job.label_specs, extra["y_true"], tally.rows + tally.missing_rows)
         states = runner.states(feeds, extra)
         tally.add_states(states, job.rules)
         tally.rows += n

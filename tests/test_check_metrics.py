@@ -41,8 +41,8 @@ metric smooth(y_true, y_pred) {
 def test_return_calling_a_function_without_numpy_is_a_check_error():
     assert rendered(SOFTPLUS_IN_RETURN) == (
         "m.model:3:12: error: softplus() cannot run on the merged states; after the states a metric may call "
-        "abs, argmax, cast, clip, concat, cumsum, exp, log, max, mean, min, reshape, sigmoid, sqrt, sum, tanh, "
-        "transpose, trapz, where\n"
+        "abs, argmax, average_classes, binned_auc, by_threshold, cast, clip, concat, cumsum, exp, log, max, mean, "
+        "min, reshape, sigmoid, sqrt, sum, tanh, transpose, trapz, where\n"
         "    return softplus(total)\n"
         "           ^^^^^^^^^^^^^^^")
 
@@ -267,8 +267,7 @@ def test_prelude_json_is_package_data():
 
 # --- an error inside a built-in metric is the spec's: never a line of the installed prelude.model ----------
 @pytest.mark.parametrize("spec, message", [
-    ("precision", "error: metric 'precision' on y_true [batch], y_pred [batch, 3]: cannot broadcast [batch, 3] "
-                  "and [batch]\n"),
+    ("mse", "error: metric 'mse' on y_true [batch], y_pred [batch, 3]: cannot broadcast [batch] and [batch, 3]\n"),
     ("binary_crossentropy", "error: metric 'binary_crossentropy' on y_true [batch], y_pred [batch, 3]: cannot "
                             "broadcast [batch] and [batch, 3]\n"),
     ("huber(delta=2)", "error: metric 'huber(delta=2)': huber has no parameter 'delta'; did you mean 'threshold' "
@@ -288,7 +287,7 @@ def test_cli_eval_reports_a_prelude_error_at_the_spec(tmp_path, spec, message):
 
 def test_metric_api_reports_a_prelude_error_at_the_spec():
     with pytest.raises(ModelcError) as caught:
-        Metric("recall").update(np.array([0, 1]), np.array([[0.1, 0.9], [0.3, 0.7]]))
+        Metric("mae").update(np.array([0, 1]), np.array([[0.1, 0.9], [0.3, 0.7]]))
     (d,) = caught.value.diagnostics
     assert d.span is None and d.source_line is None
-    assert d.message == "metric 'recall' on y_true [batch], y_pred [batch, 2]: cannot broadcast [batch, 2] and [batch]"
+    assert d.message == "metric 'mae' on y_true [batch], y_pred [batch, 2]: cannot broadcast [batch] and [batch, 2]"

@@ -553,15 +553,14 @@ def test_counts_beyond_2_to_the_24_stay_exact():
     n = 2 ** 24 + 3                                          # not a float32: float32 counters would round
     ones = np.ones(n, dtype=np.float32)
     for spec, counters in (("binary_accuracy", ("m0.matches", "m0.count")),
-                           ("precision", ("m0.true_positives", "m0.predicted_positives"))):
+                           ("precision", ("m0.counts", "m0.counts"))):   # [tp, predicted, actual, rows] float64
         m = modelc.metric(spec)
         m.update(ones, ones)                                 # n hits
         m.update(np.zeros(1, np.float32), np.ones(1, np.float32))   # one miss (a false positive)
         state = m.state_dict()
-        hits = int(state[counters[0]])
-        assert hits == n and state[counters[0]].dtype.kind == "i", (spec, state)
-        total = int(state[counters[1]])
-        assert total == n + 1 and state[counters[1]].dtype.kind == "i", (spec, state)
+        first, second = (state[c] if state[c].ndim == 0 else state[c][i].ravel()[0] for i, c in enumerate(counters))
+        assert int(first) == first == n and state[counters[0]].dtype.kind in "if", (spec, state)
+        assert int(second) == second == n + 1 and state[counters[1]].dtype.kind in "if", (spec, state)
         assert m.result() == n / (n + 1) != 1.0
 
 
@@ -603,8 +602,8 @@ def test_merging_another_metric_is_an_error(spec, other):
 
 
 def test_merging_the_same_metric_spelled_otherwise():
-    m = stream("precision", Y_BIN[:500], f64(P_BIN[:500]), 1000)
-    m.merge(stream("precision(threshold=0.5)", Y_BIN[500:], f64(P_BIN[500:]), 1000))
+    m = stream("precision", Y_BIN[:500], f64(P_BIN[:500]), 1000)   # defaults: threshold=none, average="micro"
+    m.merge(stream('precision(none, average="micro")', Y_BIN[500:], f64(P_BIN[500:]), 1000))
     assert m.result() == skm.precision_score(Y_BIN, above(P_BIN))
 
 
