@@ -115,29 +115,55 @@ def _as_float64(b: BlockBuilder, x: ir.Value, loc: Span | None) -> ir.Value:
     return b.node("Cast", [x], TensorType("float64", x.type.shape), loc, to="float64")
 
 
+def batch_axis_only(rule: str, args: list[Any], kwargs: dict[str, Any], loc: Span | None) -> tuple[list[Any], tuple | None]:
+    """`sum(x, axis=0)`, `count(x, axis=0)`: the state keeps x's trailing axes (one value per column), which
+    must be fixed sizes so that every batch's state has one shape. Returns the other arguments and the state's
+    shape (None: a scalar, every axis reduced)."""
+    given = bind_arguments(f"{rule}()", STATE_RULES[rule].params, args, kwargs, loc)
+    x, axis = given.get("x"), given.get("axis")
+    if axis is None:
+        return [x], None
+    if axis != 0 or isinstance(axis, bool):
+        raise error(loc, f"a state's {rule}() reduces the batch axis: axis=0 (one value per column), or no axis= "
+                         f"(one value), got axis={axis!r}")
+    if is_tensor(x) and not all(isinstance(d, int) for d in x.type.shape[1:]):
+        raise error(loc, f"{rule}(x, axis=0) keeps x's trailing axes, which need fixed sizes; x is {x.type}")
+    return [x], tuple(x.type.shape[1:]) if is_tensor(x) else ()
+
+
 def lower_sum(b: BlockBuilder, loc: Span | None, weight: ir.Value | None, args: list[Any],
               kwargs: dict[str, Any]) -> ir.Value:
-    x = _one_tensor("sum", args, kwargs, loc)
+    args, shape = batch_axis_only("sum", args, kwargs, loc)
+    x = _one_tensor("sum", args, {}, loc)
     x64 = _as_float64(b, x, loc)
+    reduce = {"axes": [0]} if shape is not None else {}
+    shape = shape or ()
     if weight is None and x.type.dtype in ("bool", *INT_DTYPES):
         # a sum of bools or ints is a count, kept in int64. It is summed in float64 (exact to 2**53),
         # then cast: onnxruntime's int64 ReduceSum runs about 4x slower than its float64 one.
-        total = b.node("ReduceSum", [x64], TensorType("float64", ()), loc, keepdims=0)
-        return b.node("Cast", [total], TensorType("int64", ()), loc, to="int64")
+        total = b.node("ReduceSum", [x64], TensorType("float64", shape), loc, keepdims=0, **reduce)
+        return b.node("Cast", [total], TensorType("int64", shape), loc, to="int64")
     if weight is not None:
         x64 = b.node("Mul", [x64, broadcast_weight(b, weight, x, loc)], x64.type, loc)
-    return b.node("ReduceSum", [x64], TensorType("float64", ()), loc, keepdims=0)
+    return b.node("ReduceSum", [x64], TensorType("float64", shape), loc, keepdims=0, **reduce)
 
 
 def lower_count(b: BlockBuilder, loc: Span | None, weight: ir.Value | None, args: list[Any],
                 kwargs: dict[str, Any]) -> ir.Value:
-    x = _one_tensor("count", args, kwargs, loc)
-    if weight is None:
+    args, shape = batch_axis_only("count", args, kwargs, loc)
+    x = _one_tensor("count", args, {}, loc)
+    if weight is None and shape is None:
         return b.node("Size", [x], TensorType("int64", ()), loc)
+    if weight is None:  # the rows, once per column
+        rows = b.node("Shape", [x], TensorType("int64", (1,)), loc, start=0, end=1)
+        shape_of = b.const(list(shape) or [1], "int64")
+        each = b.node("Expand", [rows, shape_of], TensorType("int64", shape or (1,)), loc)
+        return each if shape else b.node("Reshape", [each, b.const([], "int64")], TensorType("int64", ()), loc)
     w = broadcast_weight(b, weight, x, loc)
     ones = b.node("Expand", [w, b.node("Shape", [x], TensorType("int64", (x.type.rank,)), loc)],
                   TensorType("float64", x.type.shape), loc)
-    return b.node("ReduceSum", [ones], TensorType("float64", ()), loc, keepdims=0)
+    reduce = {"axes": [0]} if shape is not None else {}
+    return b.node("ReduceSum", [ones], TensorType("float64", shape or ()), loc, keepdims=0, **reduce)
 
 
 def lower_extreme(rule: str) -> LowerState:
@@ -208,8 +234,8 @@ def _maximum(a: Any, b: Any) -> Any:
 
 
 STATE_RULES: dict[str, StateRule] = {
-    "sum": StateRule(("x",), lower_sum, _add, 0.0),
-    "count": StateRule(("x",), lower_count, _add, 0.0),
+    "sum": StateRule(("x", "axis"), lower_sum, _add, 0.0),
+    "count": StateRule(("x", "axis"), lower_count, _add, 0.0),
     "min": StateRule(("x",), lower_extreme("min"), _minimum, float("inf")),
     "max": StateRule(("x",), lower_extreme("max"), _maximum, float("-inf")),
     "bincount": StateRule(("index", "length", "weights"), lower_bincount, _add, 0.0),

@@ -21,10 +21,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'modelc' has no attribute {name!r}")
 
 
-def metric(spec: str, provider: str = "cpu") -> Any:
-    """A streaming metric by spec, e.g. metric("precision(threshold=0.7)")."""
+def metric(spec: str, provider: str = "cpu", imports: Any = ()) -> Any:
+    """A streaming metric by spec, e.g. metric("precision(threshold=0.7)"); Keras' names work too
+    (metric("MeanSquaredError")). `imports=["lib.model"]` brings the metrics of .model files, as
+    `modelc eval --import` does."""
     from .runtime.metrics import Metric
-    return Metric(spec, provider=provider)
+    return Metric(spec, provider=provider, imports=imports)
 
 
 def evaluate(model: Any, data: Any, target: str, metrics: list[str], **options: Any) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..compiler import nodes as N
 from ..compiler.arguments import given_twice
+from ..compiler.keras_names import KERAS_METRICS, keras_metric_call
 from ..compiler.lower_metric import MetricLowerer, MetricPlan
 from ..compiler.source import Diagnostic, ModelcError, SourceFiles, did_you_mean, user_error
 from ..compiler.states import (NAN_PREDICTIONS, StateSpec, default_state, merge_states, split_metric,
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     import onnx
 
 NAN_STATE = StateSpec(NAN_PREDICTIONS, NAN_PREDICTIONS, "sum", "int64", ())
+# How the hints of a spec's errors name the ways to give metrics: the command line's flags, the API's arguments
+HINT_WORDS = {"cli": {"spec": "--metric", "imports": "--import FILE.model"},
+              "api": {"spec": "modelc.metric()", "imports": 'imports=["FILE.model"]'}}
 BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 
 
@@ -50,16 +54,16 @@ def metric_types(what: str, dtype: Any, pred_shape: tuple, true_shape: tuple) ->
     return TensorType(name, ("batch", *true_shape)), TensorType(name, ("batch", *pred_shape))
 
 
-def metric_definitions(*programs: Any) -> dict[str, N.Definition]:
-    """The prelude's metrics, overridden by the metrics of the given programs (the model file, --import
+def metric_definitions(*programs: Any, base: dict[str, N.Definition] | None = None) -> dict[str, N.Definition]:
+    """The prelude's metrics (or `base`), overridden by the metrics of the given programs (the model file, --import
     files: driver.load_file has checked them), with those programs' layers, which their metrics may call."""
-    found = {d.name: d for d in prelude_definitions() if d.kind == "metric"}
+    found = dict(base) if base is not None else {d.name: d for d in prelude_definitions() if d.kind == "metric"}
     for program in programs:
         found.update({d.name: d for d in program.order if d.kind in ("metric", "layer")})
     return found
 
 
-def parse_spec(spec: str) -> tuple[str, list[Any], dict[str, Any]]:
+def parse_spec(spec: str, words: str = "cli") -> tuple[str, list[Any], dict[str, Any]]:
     """`huber(threshold=2)` -> ("huber", [], {"threshold": 2}); arguments are literals."""
     text = spec.strip()
     if BARE_NAME.fullmatch(text):  # `mse` needs no parser: eval of an .onnx file never loads lark
@@ -74,8 +78,8 @@ def parse_spec(spec: str) -> tuple[str, list[Any], dict[str, Any]]:
                 raise user_error(given_twice(ref.name, k.name))
             kwargs[k.name] = literal(k.value)
     except ModelcError as e:
-        hint = ("; strings take double quotes, as in the language: auc(spacing=\"logit\") (in a shell: "
-                "--metric 'auc(spacing=\"logit\")')") if "'" in text else ""
+        shell = " (in a shell: --metric 'auc(spacing=\"logit\")')" if words == "cli" else ""
+        hint = f"; strings take double quotes, as in the language: auc(spacing=\"logit\"){shell}" if "'" in text else ""
         raise user_error(f"cannot read metric '{spec}' ({e.diagnostics[0].message}); write NAME or "
                          f"NAME(arg, key=value), e.g. huber(threshold=2.0){hint}") from None
     return ref.name, args, kwargs
@@ -92,12 +96,15 @@ def literal(e: N.Expr) -> Any:
     raise user_error("an argument is a number, a string, true, false or a list of them")
 
 
-def bind_metric(spec: str, definitions: dict[str, N.Definition]) -> LayerVal:
-    name, args, kwargs = parse_spec(spec)
-    if name not in definitions or definitions[name].kind != "metric":
-        metrics = [n for n, d in definitions.items() if d.kind == "metric"]
-        raise user_error(f"unknown metric '{name}'{did_you_mean(name, metrics)}; built-in metrics: "
-                         + ", ".join(sorted(d.name for d in prelude_definitions() if d.kind == "metric")))
+def bind_metric(spec: str, definitions: dict[str, N.Definition], words: str = "cli") -> LayerVal:
+    name, args, kwargs = parse_spec(spec, words)
+    metrics = {n for n, d in definitions.items() if d.kind == "metric"}
+    name, kwargs = keras_metric_call(name, kwargs, metrics, lambda n: [p.name for p in definitions[n].hparams])
+    if name not in metrics:
+        keras = [k for k, v in KERAS_METRICS.items() if v in metrics]  # a misspelt Keras name gets one too
+        raise user_error(f"unknown metric '{name}'{did_you_mean(name, [*sorted(metrics), *keras])}; built-in metrics: "
+                         + ", ".join(sorted(d.name for d in prelude_definitions() if d.kind == "metric"))
+                         + f"; a metric of your own comes from a .model file: {HINT_WORDS[words]['imports']}")
     d = definitions[name]
     try:
         return MetricLowerer(definitions).bind(LayerVal(d), args, kwargs, d.loc, None)
@@ -108,10 +115,10 @@ def bind_metric(spec: str, definitions: dict[str, N.Definition]) -> LayerVal:
 class MetricSet:
     """Several metrics whose states come from one graph: the unit the evaluator runs and merges."""
 
-    def __init__(self, specs: list[str], definitions: dict[str, N.Definition] | None = None):
+    def __init__(self, specs: list[str], definitions: dict[str, N.Definition] | None = None, words: str = "cli"):
         self.specs = list(specs)
         self.definitions = definitions or metric_definitions()
-        self.bound = [(s, bind_metric(s, self.definitions)) for s in self.specs]
+        self.bound = [(s, bind_metric(s, self.definitions, words)) for s in self.specs]
         self.plans: list[MetricPlan] = []
         self.states: dict[str, np.ndarray] = {}
         self.rules: dict[str, StateSpec] = {}
@@ -128,6 +135,7 @@ class MetricSet:
         self.plans = plans
         self.rules = {s.output: s for p in plans for s in p.states}
         self.rules[NAN_PREDICTIONS] = NAN_STATE
+        self.check_final()
         proto = emit_model(model, {}, opset=opset or DEFAULT_OPSET, inline=True)
         if ir_version is not None:
             proto.ir_version = ir_version
@@ -183,6 +191,17 @@ class MetricSet:
     def reset(self) -> None:
         self.states = {}
 
+    def check_final(self) -> None:
+        """Each final part run once on states of no rows when the graph is built, so that a hyperparameter only
+        the final part reads (`r2(multioutput="mean")`) is refused before any data is read."""
+        saved, self.states = self.states, {}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.results()
+        finally:
+            self.states = saved
+
     def results(self) -> dict[str, Any]:
         out = {}
         for plan in self.plans:
@@ -190,7 +209,10 @@ class MetricSet:
             for s in plan.states:
                 value = self.states.get(s.output, default_state(s))
                 env[s.name] = value[:-1] if s.rule == "bincount" else value
-            value = Finalizer(env).run(plan.final)
+            try:
+                value = Finalizer(env).run(plan.final)
+            except ModelcError as e:  # a bad hyperparameter value, found by a final-part function
+                raise user_error(f"metric '{plan.spec}': {e.diagnostics[0].message}") from None
             out[plan.spec] = to_python(value)
             if isinstance(out[plan.spec], float) and np.isnan(out[plan.spec]):
                 warnings.warn(f"metric {plan.spec} is undefined on this data (NaN)", RuntimeWarning, stacklevel=2)
@@ -237,10 +259,21 @@ def to_python(value: Any) -> Any:
 class Metric:
     """One streaming metric for the Python API: update / merge / result / reset / state_dict."""
 
-    def __init__(self, spec: str, definitions: dict[str, N.Definition] | None = None, provider: str = "cpu"):
+    def __init__(self, spec: str, definitions: dict[str, N.Definition] | None = None, provider: str = "cpu",
+                 imports: Any = ()):
         self.spec = spec
         self.provider = provider
-        self._set = MetricSet([spec], definitions)
+        if isinstance(imports, (str, bytes)) or not hasattr(imports, "__iter__"):
+            raise user_error(f"imports= takes a list of .model files, got {imports!r}: imports=[{imports!r}]")
+        if imports:
+            from ..compiler import driver
+            try:
+                programs = [driver.load_file(p) for p in imports]
+            except ModelcError as e:  # a file that cannot be read: say which argument named it
+                raise ModelcError([d if d.span else Diagnostic(None, f"imports=: {d.message}")
+                                   for d in e.diagnostics]) from None
+            definitions = metric_definitions(*programs, base=definitions)
+        self._set = MetricSet([spec], definitions, words="api")
         self._sessions: dict[tuple, Any] = {}
 
     def _session(self, y_true: np.ndarray, y_pred: np.ndarray, weighted: bool) -> Any:
