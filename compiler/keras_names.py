@@ -61,10 +61,10 @@ KERAS_KEYWORDS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 # A Keras keyword's value as modelc's keyword takes it, where they differ: Keras' n thresholds (0 and 1
-# included) cut [0, 1] into n - 1 bins; R2Score's class_aggregation=None keeps one score per output.
+# included) cut [0, 1] into n - 1 bins; R2Score names its weighted average "variance_weighted_average".
 KERAS_VALUES: dict[str, Callable[[Any], Any]] = {
     "num_thresholds": lambda n: n - 1 if isinstance(n, int) and not isinstance(n, bool) else n,
-    "class_aggregation": lambda v: {None: "raw_values", "variance_weighted_average": "variance_weighted"}.get(v, v),
+    "class_aggregation": lambda v: {"variance_weighted_average": "variance_weighted"}.get(v, v),
 }
 
 KERAS_NAMES: dict[str, str] = {**KERAS_LAYERS, **KERAS_METRICS,
