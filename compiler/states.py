@@ -115,7 +115,8 @@ def _as_float64(b: BlockBuilder, x: ir.Value, loc: Span | None) -> ir.Value:
     return b.node("Cast", [x], TensorType("float64", x.type.shape), loc, to="float64")
 
 
-def batch_axis_only(rule: str, args: list[Any], kwargs: dict[str, Any], loc: Span | None) -> tuple[list[Any], tuple | None]:
+def batch_axis_only(rule: str, args: list[Any], kwargs: dict[str, Any],
+                    loc: Span | None) -> tuple[list[Any], tuple | None]:
     """`sum(x, axis=0)`, `count(x, axis=0)`: the state keeps x's trailing axes (one value per column), which
     must be fixed sizes so that every batch's state has one shape. Returns the other arguments and the state's
     shape (None: a scalar, every axis reduced)."""

@@ -202,13 +202,21 @@ class MetricSet:
         finally:
             self.states = saved
 
-    def results(self) -> dict[str, Any]:
-        out = {}
+    def named_states(self) -> list[tuple[MetricPlan, dict[str, np.ndarray]]]:
+        """Each metric's merged states by their declared names (a bincount without its extra bin)."""
+        out = []
         for plan in self.plans:
-            env = dict(plan.hparams)
+            states = {}
             for s in plan.states:
                 value = self.states.get(s.output, default_state(s))
-                env[s.name] = value[:-1] if s.rule == "bincount" else value
+                states[s.name] = value[:-1] if s.rule == "bincount" else value
+            out.append((plan, states))
+        return out
+
+    def results(self) -> dict[str, Any]:
+        out = {}
+        for plan, states in self.named_states():
+            env = {**plan.hparams, **states}
             try:
                 value = Finalizer(env).run(plan.final)
             except ModelcError as e:  # a bad hyperparameter value, found by a final-part function
@@ -311,6 +319,9 @@ class Metric:
 
     def reset(self) -> None:
         self._set.reset()
+
+    def named_states(self) -> list[tuple[MetricPlan, dict[str, np.ndarray]]]:
+        return self._set.named_states()
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return self._set.state_dict()

@@ -41,8 +41,8 @@ metric smooth(y_true, y_pred) {
 def test_return_calling_a_function_without_numpy_is_a_check_error():
     assert rendered(SOFTPLUS_IN_RETURN) == (
         "m.model:3:12: error: softplus() cannot run on the merged states; after the states a metric may call "
-        "abs, argmax, average_outputs, cast, clip, concat, cumsum, exp, log, max, mean, min, reshape, sigmoid, sqrt, sum, tanh, "
-        "transpose, trapz, where\n"
+        "abs, argmax, average_outputs, cast, clip, concat, cumsum, exp, log, max, mean, min, reshape, sigmoid, "
+        "sqrt, sum, tanh, transpose, trapz, where\n"
         "    return softplus(total)\n"
         "           ^^^^^^^^^^^^^^^")
 

@@ -82,7 +82,7 @@ def test_r2_constant_outputs_follow_sklearn():
     for multioutput in MULTIOUTPUT:
         np.testing.assert_allclose(stream(f'r2(multioutput="{multioutput}")', y, p, 7).result(),
                                    r2_score(y, p, multioutput=multioutput), rtol=1e-12)
-    only_constant = f'r2(multioutput="variance_weighted")'
+    only_constant = 'r2(multioutput="variance_weighted")'
     assert stream(only_constant, y[:, :2], p[:, :2], 7).result() == r2_score(y[:, :2], p[:, :2],
                                                                              multioutput="variance_weighted") == 0.5
 
