@@ -14,7 +14,7 @@ from . import nodes as N
 from .builder import BlockBuilder
 from .lower import Env, Lowerer
 from .source import Span, error
-from .states import NAN_PREDICTIONS, STATE_RULES, StateSpec, split_metric, state_rule
+from .states import NAN_PREDICTIONS, STATE_RULES, Batch, StateSpec, count_of, split_metric, state_rule
 from .types import FLOAT_DTYPES, TensorType, dims_agree, show_shape
 from .values import LayerVal
 
@@ -36,13 +36,15 @@ def named(b: BlockBuilder, value: ir.Value, name: str, loc: Span | None) -> ir.V
 
 class MetricLowerer(Lowerer):
     def lower_metrics(self, metrics: list[tuple[str, LayerVal]], y_true: TensorType, y_pred: TensorType,
-                      weighted: bool) -> tuple[ir.Model, list[MetricPlan]]:
+                      weighted: bool, max_rows: int | None = None) -> tuple[ir.Model, list[MetricPlan]]:
+        """The per-batch graph; `max_rows`, the most rows a batch will have, lets small counts sum in float32."""
         inputs = [ir.Value("y_true", y_true), ir.Value("y_pred", y_pred)]
         if weighted:
             inputs.append(ir.Value("sample_weight", TensorType("float64", (y_true.shape[0],))))
         b = BlockBuilder("metric_states", inputs)
         pred = self.meet(b, inputs[1], y_true)
         self.weight = inputs[2] if weighted else None
+        self.max_rows = max_rows
         plans, outputs = [], []
         for index, (spec, lv) in enumerate(metrics):
             plan = MetricPlan(spec, lv.layer, self.complete(lv, lv.layer.loc))  # type: ignore[arg-type]
@@ -69,13 +71,13 @@ class MetricLowerer(Lowerer):
         return pred
 
     def nan_predictions(self, b: BlockBuilder, pred: ir.Value) -> ir.Value:
-        nan = b.node("Cast", [b.node("IsNaN", [pred], TensorType("bool", pred.type.shape))],
-                     TensorType("float64", pred.type.shape), to="float64")  # float64: see states.lower_sum
+        nan = b.node("IsNaN", [pred], TensorType("bool", pred.type.shape))
         if pred.type.rank > 1:  # a row of class scores counts once
-            nan = b.node("ReduceMax", [nan], TensorType("float64", pred.type.shape[:1]), keepdims=0,
-                         axes=list(range(1, pred.type.rank)))
-        total = b.node("ReduceSum", [nan], TensorType("float64", ()), keepdims=0)
-        return named(b, b.node("Cast", [total], TensorType("int64", ()), to="int64"), NAN_PREDICTIONS, None)
+            rows = TensorType("float32", pred.type.shape[:1])
+            row = b.node("ReduceMax", [b.node("Cast", [nan], TensorType("float32", pred.type.shape), to="float32")],
+                         rows, keepdims=0, axes=list(range(1, pred.type.rank)))
+            nan = b.node("Cast", [row], TensorType("bool", rows.shape), to="bool")
+        return named(b, count_of(b, nan, None, self.max_rows), NAN_PREDICTIONS, None)
 
     def lower_metric(self, plan: MetricPlan, y_true: ir.Value, y_pred: ir.Value, b: BlockBuilder) -> list[ir.Value]:
         d = plan.definition
@@ -114,4 +116,4 @@ class MetricLowerer(Lowerer):
         call: N.Call = stmt.value  # type: ignore[assignment]
         args, kwargs = self.eval_args(call.args, call.kwargs, env, b)
         rule = STATE_RULES[state_rule(stmt)]  # type: ignore[index]
-        return rule.lower(b, call.loc, self.weight if weighted else None, args, kwargs)
+        return rule.lower(b, call.loc, Batch(self.weight if weighted else None, self.max_rows), args, kwargs)

@@ -34,6 +34,7 @@ NAN_STATE = StateSpec(NAN_PREDICTIONS, NAN_PREDICTIONS, "sum", "int64", ())
 HINT_WORDS = {"cli": {"spec": "--metric", "imports": "--import FILE.model"},
               "api": {"spec": "modelc.metric()", "imports": 'imports=["FILE.model"]'}}
 BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+CHUNK_ROWS = 1 << 20   # Metric.update runs its state graph on at most this many rows at a time (states merge exactly)
 
 
 def metric_dtype(dtype: Any) -> str | None:
@@ -125,10 +126,13 @@ class MetricSet:
 
     # --- the per-batch graph ------------------------------------------------
     def state_graph(self, y_true: TensorType, y_pred: TensorType, weighted: bool, opset: int | None = None,
-                    ir_version: int | None = None) -> "onnx.ModelProto":
+                    ir_version: int | None = None, max_rows: int | None = None) -> "onnx.ModelProto":
+        """The per-batch graph of every metric's states; `max_rows`, the most rows a batch will have (None:
+        unknown), lets counts of small batches sum in float32 (exact below 2**24 elements)."""
         from ..compiler.emit import DEFAULT_OPSET, emit_model
         try:
-            model, plans = MetricLowerer(self.definitions).lower_metrics(self.bound, y_true, y_pred, weighted)
+            model, plans = MetricLowerer(self.definitions).lower_metrics(self.bound, y_true, y_pred, weighted,
+                                                                         max_rows)
         except ModelcError as e:  # the metric may come from the prelude, the model's file or an --import
             raise ModelcError(SourceFiles().attach([self.at_spec(d, y_true, y_pred) for d in e.diagnostics])) \
                 from None
@@ -290,14 +294,15 @@ class Metric:
             from .session import Session
             t_true, t_pred = metric_types("y_pred", y_pred.dtype, y_pred.shape[1:], y_true.shape[1:])
             # one thread: a state graph is a few cheap passes, where a thread pool costs more than it gains
-            self._sessions[key] = Session(self._set.state_graph(t_true, t_pred, weighted), self.provider, threads=1)
+            graph = self._set.state_graph(t_true, t_pred, weighted, max_rows=CHUNK_ROWS)
+            self._sessions[key] = Session(graph, self.provider, threads=1)
         return self._sessions[key]
 
     def update(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         y_pred = np.asarray(y_pred)
         if y_pred.dtype.kind in "iub":
             y_pred = y_pred.astype(np.float64)
-        y_true = np.asarray(y_true).astype(y_pred.dtype)
+        y_true = np.asarray(y_true).astype(y_pred.dtype, copy=False)
         if y_pred.ndim == 0 or len(y_pred) == 0:
             return  # an empty batch is a no-op
         if len(y_true) != len(y_pred):
@@ -305,7 +310,10 @@ class Metric:
         feeds = {"y_true": y_true, "y_pred": y_pred}
         if sample_weight is not None:
             feeds["sample_weight"] = np.broadcast_to(np.asarray(sample_weight, np.float64), (len(y_pred),)).copy()
-        self._set.accumulate(self._session(y_true, y_pred, sample_weight is not None).run(feeds))
+        session = self._session(y_true, y_pred, sample_weight is not None)
+        for lo in range(0, len(y_pred), CHUNK_ROWS):  # the graph's counts are exact for this many rows
+            self._set.accumulate(session.run(feeds if len(y_pred) <= CHUNK_ROWS else
+                                             {k: v[lo:lo + CHUNK_ROWS] for k, v in feeds.items()}))
 
     def merge(self, other: "Metric") -> "Metric":
         self._set.merge(other._set)

@@ -116,7 +116,7 @@ def plan_eval(loaded: LoadedModel, source: Source, target: str, metrics: list[st
     out_spec = pick_output(loaded.proto, output)
     metric_set = MetricSet(metrics, metric_definitions(*loaded.programs))
     graphs = eval_graphs(loaded, metric_set, out_spec, source.shape_of(target), sample_weight is not None,
-                         fuse_metrics)
+                         fuse_metrics, max_rows=batch_size)
     rules = {name: spec.rule for name, spec in metric_set.rules.items()}
     job = EvalJob(plan, inputs, target, sample_weight, batch_size, out_spec.dtype, rules, on_missing)
     return EvalPlan(job, metric_set, graphs)

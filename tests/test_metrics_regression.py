@@ -277,3 +277,38 @@ def test_cli_eval_shape_errors_point_at_the_spec_not_the_prelude(tmp_path, spec,
     assert result.returncode == 1
     assert result.stderr == message
     assert "prelude" not in result.stderr
+
+
+# --- counts in float32 where that is exact (2**24 elements a batch), float64 beyond ----------------------
+def count_dtype(spec, state, shape, max_rows):
+    """The dtype a count state is summed in: the Cast before the ReduceSum that makes it."""
+    from modelc.compiler.types import TensorType
+    from modelc.runtime.metrics import MetricSet
+    graph = MetricSet([spec]).state_graph(TensorType("float32", shape), TensorType("float32", shape), False,
+                                          max_rows=max_rows).graph
+    made_by = {o: n for n in graph.node for o in n.output}
+    node = made_by[state]
+    while node.op_type != "ReduceSum":
+        node = made_by[node.input[0]]
+    cast = made_by[node.input[0]]
+    return onnx.helper.tensor_dtype_to_np_dtype(cast.attribute[0].i).name
+
+
+@pytest.mark.parametrize("shape,max_rows,dtype", [
+    (("batch",), 65_536, "float32"), (("batch",), 2 ** 24, "float32"), (("batch",), 2 ** 24 + 1, "float64"),
+    (("batch",), None, "float64"), (("batch", 300), 65_536, "float64"), (("batch", 3), 65_536, "float32")])
+def test_counts_sum_in_float32_only_where_exact(shape, max_rows, dtype):
+    assert count_dtype("binary_accuracy", "m0.matches", shape, max_rows) == dtype
+    assert count_dtype("binary_accuracy", "nan_predictions", shape, max_rows) == \
+        ("float32" if max_rows is not None and max_rows <= 2 ** 24 else "float64")   # one per row
+
+
+def test_metric_update_runs_big_batches_in_chunks(monkeypatch):
+    from sklearn.metrics import precision_score
+    import modelc.runtime.metrics as metrics
+    monkeypatch.setattr(metrics, "CHUNK_ROWS", 100)     # as a batch of more than 2**20 rows would be cut
+    m = modelc.metric("precision")
+    m.update(_Y_BIN, _P_BIN)
+    assert len(m._sessions) == 1
+    assert m.result() == precision_score(_Y_BIN, _P_BIN > 0.5)
+    assert int(m.state_dict()["m0.predicted_positives"]) == int((_P_BIN > 0.5).sum())
