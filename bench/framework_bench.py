@@ -3,6 +3,7 @@ inference throughput of a compiled graph vs torch eager and vs torch.onnx.export
 metric update throughput vs torchmetrics and Keras' metrics, each against numpy computing the same states.
 
     .bench-venv/bin/python bench/framework_bench.py --metrics    # the metric updates alone (~1 minute)
+    .venv/bin/python bench/framework_bench.py --numpy-only       # modelc vs numpy only, no torch or jax
 """
 from __future__ import annotations
 
@@ -99,8 +100,8 @@ def inference() -> str:
 
 
 def interleaved(fns: dict[str, "Callable[[], None]"], seconds: float = 0.3, repeats: int = 7) -> dict[str, float]:
-    """Median time per call of each function, their windows taken in turn (so a busy moment of the machine
-    slows all of them alike, and the ratios stay fair)."""
+    """Time per call of each function in its fastest window, the windows taken in turn: on a shared machine the
+    fastest window is the one least disturbed by other processes, and a busy moment slows all sides alike."""
     calls = {}
     for name, fn in fns.items():
         fn()
@@ -116,7 +117,7 @@ def interleaved(fns: dict[str, "Callable[[], None]"], seconds: float = 0.3, repe
             for _ in range(calls[name]):
                 fn()
             windows[name].append((time.perf_counter() - t) / calls[name])
-    return {name: float(np.median(w)) for name, w in windows.items()}
+    return {name: float(np.min(w)) for name, w in windows.items()}
 
 
 def numpy_states(y: np.ndarray, p: np.ndarray) -> dict:
@@ -144,7 +145,11 @@ def numpy_states(y: np.ndarray, p: np.ndarray) -> dict:
     return {"precision": precision, "recall": recall, "auc": auc, "mse": mse}
 
 
-def metric_updates() -> str:
+def metric_updates(frameworks: bool = True) -> str:
+    """frameworks=False: modelc against numpy alone, with neither torch nor jax imported (their idle worker
+    threads slow every other computation in the process on a small machine)."""
+    if not frameworks:
+        return numpy_only()
     import keras
     import torch
     import torchmetrics
@@ -168,8 +173,12 @@ def metric_updates() -> str:
         for spec, (tm, km) in cases.items():
             ours = modelc.metric(spec)
             target = ty.float() if spec == "mse" else ty
-            t = interleaved({"modelc": lambda: ours.update(y, p), "torchmetrics": lambda: tm.update(tp, target),
-                             "keras": lambda: km.update_state(ky, kp), "numpy": by_hand[spec]})
+            # modelc and numpy in turn first, after a pause: torch's and XLA's worker threads spin for a while
+            # after their calls and would take the core from whichever side ran next
+            time.sleep(0.5)
+            t = interleaved({"modelc": lambda: ours.update(y, p), "numpy": by_hand[spec]})
+            t.update(interleaved({"torchmetrics": lambda: tm.update(tp, target)}))
+            t.update(interleaved({"keras": lambda: km.update_state(ky, kp)}))
             t_ours, t_tm, t_keras, t_numpy = t["modelc"], t["torchmetrics"], t["keras"], t["numpy"]
             within = 4 if spec == "auc" else 2
             rows.append([f"{n:,}", spec, f"{t_ours * 1e6:,.0f}", f"{t_tm * 1e6:,.0f}", f"{t_keras * 1e6:,.0f}",
@@ -184,7 +193,7 @@ def metric_updates() -> str:
             log(f"metric {spec} batch {n}")
     return "\n".join([
         "### Metric update throughput vs torchmetrics and Keras (jax backend)",
-        "µs per `update` on the CPU, median of 7 windows taken in turn. 'vs' columns: the framework's time / "
+        "µs per `update` on the CPU, the fastest of 7 windows taken in turn. 'vs' columns: the framework's time / "
         "modelc's (> 1: modelc is faster). Last column: modelc / vectorized numpy computing the same states "
         "(precision, recall: two `count_nonzero`; auc: the bin of each score and two weighted `bincount` of 200 "
         "bins; mse: the float64 sum of the float32 squared errors); the targets are 2× (4× for auc) at 65,536.",
@@ -192,10 +201,30 @@ def metric_updates() -> str:
                    "torchmetrics / modelc", "keras / modelc", "modelc / numpy"], rows)])
 
 
+def numpy_only() -> str:
+    import modelc
+
+    rows = []
+    for n in (1_024, 65_536):
+        rng = np.random.default_rng(0)
+        y = rng.integers(0, 2, n).astype(np.float32)
+        p = rng.uniform(size=n).astype(np.float32)
+        by_hand = numpy_states(y, p)
+        for spec in ("precision", "recall", "auc", "mse"):
+            ours = modelc.metric(spec)
+            t = interleaved({"modelc": lambda: ours.update(y, p), "numpy": by_hand[spec]})
+            rows.append([f"{n:,}", spec, f"{t['modelc'] * 1e6:,.1f}", f"{t['numpy'] * 1e6:,.1f}",
+                         fmt_ratio(t["modelc"] / t["numpy"])])
+    return "\n".join(["### Metric update vs numpy computing the same states (no framework in the process)", "",
+                      table(["batch", "metric", "modelc µs", "numpy µs", "modelc / numpy"], rows)])
+
+
 def main() -> None:
     """Under .bench-venv, as a subprocess of bench/run.py: markdown, then one JSON line of summary rows."""
     import json
-    text = [metric_updates()] if "--metrics" in sys.argv else [inference(), metric_updates()]
+    frameworks = "--numpy-only" not in sys.argv
+    text = [metric_updates(frameworks)] if "--metrics" in sys.argv or not frameworks else \
+        [inference(), metric_updates()]
     print("\n\n".join(text))
     print("JSON " + json.dumps({"rows": SUMMARY}))
 

@@ -227,12 +227,12 @@ def lower_bincount(b: BlockBuilder, loc: Span | None, batch: Batch, args: list[A
     if weight is not None:
         updates = b.node("Mul", [updates, broadcast_weight(b, weight, updates, loc)], updates.type, loc)
     updates = b.node("Reshape", [updates, b.const([-1], "int64")], TensorType(dtype, (None,)), loc)
-    flat, mask = TensorType("int64", (None,)), TensorType("bool", (None,))
+    flat = TensorType("int64", (None,))
     idx = b.node("Reshape", [b.node("Cast", [index], TensorType("int64", index.type.shape), loc, to="int64"),
                              b.const([-1], "int64")], flat, loc)
-    valid = b.node("And", [b.node("GreaterOrEqual", [idx, b.const(0, "int64")], mask, loc),
-                           b.node("Less", [idx, b.const(length, "int64")], mask, loc)], mask, loc)
-    idx = b.node("Where", [valid, idx, b.const(length, "int64")], flat, loc)
+    # one pass sends every index outside [0, length) to the extra bin: -1 is the last position of the
+    # length + 1 bins in ScatterElements (negative indices count from the end), as is `length` itself
+    idx = b.node("Clip", [idx, b.const(-1, "int64"), b.const(length, "int64")], flat, loc)
     return b.node("ScatterElements", [b.const([0] * (length + 1), dtype), idx, updates],
                   TensorType(dtype, (length + 1,)), loc, axis=0, reduction="add")
 
@@ -242,9 +242,9 @@ def _bincount_updates(b: BlockBuilder, loc: Span | None, index: ir.Value, weight
     """What each row adds to its bin: its weight, or 1."""
     if weights is not None:
         return _as_float64(b, weights, loc)
-    ones = b.node("Expand", [b.const(1, "int64"), b.node("Shape", [index], TensorType("int64", (index.type.rank,)),
-                                                        loc)], TensorType("int64", index.type.shape), loc)
-    return b.node("Cast", [ones], TensorType(dtype, index.type.shape), loc, to=dtype)
+    shape = b.node("Shape", [index], TensorType("int64", (index.type.rank,)), loc)
+    return b.node("ConstantOfShape", [shape], TensorType(dtype, index.type.shape), loc,
+                  value=ir.ConstTensor(dtype, (1,), (1,)))
 
 
 # --- merges ------------------------------------------------------------------------------------------

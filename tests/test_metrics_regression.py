@@ -312,3 +312,22 @@ def test_metric_update_runs_big_batches_in_chunks(monkeypatch):
     assert len(m._sessions) == 1
     assert m.result() == precision_score(_Y_BIN, _P_BIN > 0.5)
     assert int(m.state_dict()["m0.predicted_positives"]) == int((_P_BIN > 0.5).sum())
+
+
+BINCOUNT = """
+metric labels(y_true, y_pred) {
+    state seen = bincount(cast(y_true, int64), 3)
+    return seen
+}
+"""
+
+
+@pytest.mark.parametrize("provider", ["cpu", "reference"])
+def test_bincount_sends_every_index_outside_to_the_extra_bin(tmp_path, provider):
+    (tmp_path / "lib.model").write_text(BINCOUNT)
+    m = modelc.metric("labels", provider=provider, imports=[tmp_path / "lib.model"])
+    m.update(np.array([0, 1, 2, 2.0]), np.zeros(4))
+    assert m.result() == [1, 1, 2]
+    with pytest.raises(ModelcError, match="labels: 4 rows have a label"):
+        m.update(np.array([-1, -3, 5, -2, 2.0]), np.zeros(5))   # below 0 (-1 as well as -3) and above
+    assert m.result() == [1, 1, 2]                               # a batch with bad labels changes nothing
