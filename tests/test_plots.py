@@ -172,3 +172,25 @@ def test_missing_matplotlib_names_the_extra(tmp_path, monkeypatch, capsys):
     assert code == 1
     assert capsys.readouterr().err == "error: pictures need matplotlib: pip install 'modelc-onnx[plots]'\n"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("specs,shape,added", [
+    (["mse"], ("batch",), ["auc", "confusion_matrix(2)", "calibration"]),
+    (["mse"], ("batch", 1), ["auc", "confusion_matrix(2)", "calibration"]),
+    (["pr_auc", "confusion_matrix(2, threshold=0.3)"], ("batch",), ["calibration"]),
+    (["accuracy"], ("batch", 10), ["confusion_matrix(10)"]),
+    (["mse"], ("batch", 4, 4), []),
+])
+def test_plots_add_the_metrics_their_pictures_need(specs, shape, added):
+    from modelc.runtime.plots import plot_metrics
+    assert plot_metrics(specs, shape) == added
+
+
+def test_evaluate_api_plots(tmp_path):
+    binary_model(tmp_path)
+    out = modelc.evaluate(str(tmp_path / "id.onnx"), str(tmp_path / "data.npz"), "label", ["auc(bins=50)"],
+                          batch_size=128, plots=str(tmp_path / "pics"), progress=False)
+    assert sorted(out["plots"]) == sorted(str(tmp_path / "pics" / f"{p}.{fmt}") for p in PICTURES
+                                          for fmt in ("svg", "png"))
+    roc = vertices(tmp_path / "pics" / "roc.svg", "roc-curve")
+    assert len(roc) == 51                                   # drawn from auc(bins=50): the metric asked for
