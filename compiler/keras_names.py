@@ -41,6 +41,8 @@ KERAS_METRICS: dict[str, str] = {
     "Huber": "huber", "huber_loss": "huber",
     "logcosh": "log_cosh", "LogCosh": "log_cosh", "LogCoshError": "log_cosh",
     "R2Score": "r2", "R2": "r2", "r2_score": "r2",
+    "mean_absolute_percentage_error": "mape", "MeanAbsolutePercentageError": "mape", "MAPE": "mape",
+    "mean_squared_logarithmic_error": "msle", "MeanSquaredLogarithmicError": "msle", "MSLE": "msle",
     "BinaryAccuracy": "binary_accuracy",
     # class indices as labels: Keras' categorical_* take one-hot labels, which modelc's metrics do not
     "Accuracy": "accuracy", "sparse_categorical_accuracy": "accuracy", "SparseCategoricalAccuracy": "accuracy",

@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper
+from sklearn import metrics as skm
 from sklearn.metrics import r2_score
 
 import modelc
@@ -120,6 +121,40 @@ def test_a_bad_multioutput_is_refused_before_any_data():
     assert str(caught.value) == ("error: metric 'r2(multioutput=\"mean\")': multioutput='mean': expected one of "
                                  "\"uniform_average\", \"variance_weighted\", \"raw_values\"")
     assert m.state_dict() == {}
+
+
+_POS_Y = np.abs(Y) + 0.05                                              # mape / msle: positive targets
+_POS_P = np.abs(P)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("spec,oracle", [
+    ("mape", lambda y, p, w: 100 * skm.mean_absolute_percentage_error(y, p, sample_weight=w)),
+    ("msle", lambda y, p, w: skm.mean_squared_log_error(y, p, sample_weight=w)),
+    ("explained_variance", lambda y, p, w: skm.explained_variance_score(y, p, sample_weight=w)),
+    ('explained_variance(multioutput="variance_weighted")',
+     lambda y, p, w: skm.explained_variance_score(y, p, sample_weight=w, multioutput="variance_weighted")),
+    ('explained_variance(multioutput="raw_values")',
+     lambda y, p, w: skm.explained_variance_score(y, p, sample_weight=w, multioutput="raw_values")),
+])
+def test_more_regression_metrics_match_sklearn(spec, oracle, weighted, tmp_path):
+    w = W if weighted else None
+    want = oracle(_POS_Y, _POS_P, w)
+    got = [stream(spec, _POS_Y, _POS_P, batch, w).result() for batch in (1, 7, 1000)]
+    for value in got + halves_and_reload(spec, _POS_Y, _POS_P, w, tmp_path):
+        np.testing.assert_allclose(value, want, rtol=1e-9)
+
+
+@pytest.mark.parametrize("spec,make", [("MeanAbsolutePercentageError", "MeanAbsolutePercentageError"),
+                                       ("msle", "MeanSquaredLogarithmicError")])
+def test_mape_and_msle_match_keras_where_targets_cross_zero(spec, make):
+    """Keras' epsilon rules: |y_true| floored at 1e-7 (mape), predictions and targets at 1e-7 before log1p (msle)."""
+    keras = pytest.importorskip("keras_oracle").keras
+    y = Y[:, 0].copy()
+    y[:5] = 0.0
+    k = getattr(keras.metrics, make)()
+    k.update_state(y.astype(np.float32), P[:, 0].astype(np.float32))
+    assert stream(spec, y, P[:, 0], 7).result() == pytest.approx(float(k.result()), rel=1e-5)
 
 
 COLUMN_STATES = """
