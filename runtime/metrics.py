@@ -16,7 +16,7 @@ import numpy as np
 
 from ..compiler import nodes as N
 from ..compiler.arguments import given_twice
-from ..compiler.keras_names import KERAS_METRICS, keras_metric_call
+from ..compiler.keras_names import KERAS_KEYWORDS, KERAS_METRICS, keras_metric_call
 from ..compiler.lower_metric import MetricLowerer, MetricPlan
 from ..compiler.source import Diagnostic, ModelcError, SourceFiles, did_you_mean, user_error
 from ..compiler.states import (NAN_PREDICTIONS, StateSpec, default_state, merge_states, split_metric,
@@ -107,6 +107,11 @@ def bind_metric(spec: str, definitions: dict[str, N.Definition], words: str = "c
                          + ", ".join(sorted(d.name for d in prelude_definitions() if d.kind == "metric"))
                          + f"; a metric of your own comes from a .model file: {HINT_WORDS[words]['imports']}")
     d = definitions[name]
+    params = [p.name for p in d.hparams]
+    keras = [k for k, (new, callees) in KERAS_KEYWORDS.items() if name in callees and new in params]
+    for key in kwargs:  # a misspelt Keras keyword (`huber(delt=2)`) is pointed at the Keras word, which works
+        if key not in params and not did_you_mean(key, params) and did_you_mean(key, keras):
+            raise user_error(f"metric '{spec}': {name} has no parameter '{key}'{did_you_mean(key, keras)}")
     try:
         return MetricLowerer(definitions).bind(LayerVal(d), args, kwargs, d.loc, None)
     except ModelcError as e:  # a bad argument is the spec's fault, not the definition's: no position

@@ -90,6 +90,9 @@ def test_cli_keras_layer_names(tmp_path):
     ("huber(delta=2, threshold=1)", "metric 'huber(delta=2, threshold=1)': huber has no parameter 'delta'; did "
                                     "you mean 'threshold' (Keras' delta)?\n"),
     ("mse(delta=2)", "metric 'mse(delta=2)': mse has no parameter 'delta'; it takes no arguments\n"),
+    ("huber(delt=2)", "metric 'huber(delt=2)': huber has no parameter 'delt'; did you mean 'delta'?\n"),
+    ("AUC(num_tresholds=201)", "metric 'AUC(num_tresholds=201)': auc has no parameter 'num_tresholds'; did you "
+                               "mean 'num_thresholds'?\n"),
 ])
 def test_cli_keras_metric_names(tmp_path, spec, message):
     """Keras' names are aliases (tests/test_metrics_regression.py checks their values); a misspelt one, or a
