@@ -8,7 +8,8 @@ from .source import Span, did_you_mean, error
 
 
 def unknown_keyword(callee: str, name: str, allowed: Sequence[str]) -> str:
-    return f"{callee} has no parameter '{name}'{did_you_mean(name, allowed) or '; it takes ' + ', '.join(allowed)}"
+    takes = f"; it takes {', '.join(allowed)}" if allowed else "; it takes no arguments"
+    return f"{callee} has no parameter '{name}'{did_you_mean(name, allowed) or takes}"
 
 
 def given_twice(callee: str, name: str) -> str:

@@ -342,6 +342,8 @@ FUNCTIONS: dict[str, Function] = {
                      npc.binned_auc, "area under binned ROC or PR curves, averaged over labels", label_weights=None),
     "cumsum": _f(("x", "reverse"), None, npo.cumsum, "running sum (from the end with reverse=true)", reverse=False),
     "trapz": _f(("y", "x"), None, npo.trapz, "trapezoidal integral of y over x"),
+    "average_outputs": _f(("scores", "weights", "multioutput"), None, npo.average_outputs,
+                          "per-output scores averaged as scikit-learn's multioutput= says"),
 }
 
 # Names of values every stage knows (the dtype names are values too: cast(x, float16)).

@@ -4,6 +4,7 @@ checks both), and weight binding reads Keras' default layer names from it."""
 from __future__ import annotations
 
 import re
+from typing import Any, Callable
 
 _DIMS = ("1D", "2D", "3D")
 
@@ -40,6 +41,8 @@ KERAS_METRICS: dict[str, str] = {
     "Huber": "huber", "huber_loss": "huber",
     "logcosh": "log_cosh", "LogCosh": "log_cosh", "LogCoshError": "log_cosh",
     "R2Score": "r2", "R2": "r2", "r2_score": "r2",
+    "mean_absolute_percentage_error": "mape", "MeanAbsolutePercentageError": "mape", "MAPE": "mape",
+    "mean_squared_logarithmic_error": "msle", "MeanSquaredLogarithmicError": "msle", "MSLE": "msle",
     "BinaryAccuracy": "binary_accuracy",
     # class indices as labels: Keras' categorical_* take one-hot labels, which modelc's metrics do not
     "Accuracy": "accuracy", "sparse_categorical_accuracy": "accuracy", "SparseCategoricalAccuracy": "accuracy",
@@ -54,12 +57,37 @@ KERAS_KEYWORDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "delta": ("threshold", ("huber",)),
     "thresholds": ("threshold", ("binary_accuracy", "precision", "recall", "f1")),
     "num_thresholds": ("bins", ("auc", "pr_auc")),
+    "class_aggregation": ("multioutput", ("r2",)),
     "negative_slope": ("alpha", ("leaky_relu",)),
     "target_shape": ("shape", ("reshape",)),
 }
 
+# A Keras keyword's value as modelc's keyword takes it, where they differ: Keras' n thresholds (0 and 1
+# included) cut [0, 1] into n - 1 bins; R2Score names its weighted average "variance_weighted_average".
+KERAS_VALUES: dict[str, Callable[[Any], Any]] = {
+    "num_thresholds": lambda n: n - 1 if isinstance(n, int) and not isinstance(n, bool) else n,
+    "class_aggregation": lambda v: {"variance_weighted_average": "variance_weighted"}.get(v, v),
+}
+
 KERAS_NAMES: dict[str, str] = {**KERAS_LAYERS, **KERAS_METRICS,
                                **{k: new for k, (new, _) in KERAS_KEYWORDS.items()}}
+
+
+def keras_metric_call(name: str, kwargs: dict[str, Any], known: set[str],
+                      params_of: Callable[[str], list[str]]) -> tuple[str, dict[str, Any]]:
+    """A metric spec as Keras writes it, in modelc's words: `MeanSquaredError` -> `mse`, `huber(delta=2)` ->
+    `huber(threshold=2)`, `AUC(num_thresholds=201)` -> `auc(bins=200)`. A name in `known` (a built-in or
+    the user's own metric) is taken as it is; so is a keyword the metric has."""
+    name = name if name in known else KERAS_METRICS.get(name, name)
+    if name not in known:
+        return name, kwargs
+    params, out = params_of(name), {}
+    for key, value in kwargs.items():
+        new, callees = KERAS_KEYWORDS.get(key, (key, ()))
+        if key not in params and name in callees and new in params and new not in kwargs:
+            key, value = new, KERAS_VALUES.get(key, lambda v: v)(value)
+        out[key] = value
+    return name, out
 
 
 def snake_case(class_name: str) -> str:

@@ -14,7 +14,7 @@ from . import nodes as N
 from .builder import BlockBuilder
 from .lower import Env, Lowerer
 from .source import Span, error
-from .states import NAN_PREDICTIONS, STATE_RULES, StateSpec, split_metric, state_rule
+from .states import NAN_PREDICTIONS, STATE_RULES, Batch, StateSpec, count_of, split_metric, state_rule
 from .types import FLOAT_DTYPES, TensorType, dims_agree, show_shape
 from .values import LayerVal
 
@@ -36,9 +36,10 @@ def named(b: BlockBuilder, value: ir.Value, name: str, loc: Span | None) -> ir.V
 
 class MetricLowerer(Lowerer):
     def lower_metrics(self, metrics: list[tuple[str, LayerVal]], y_true: TensorType, y_pred: TensorType,
-                      weighted: bool | tuple) -> tuple[ir.Model, list[MetricPlan]]:
-        """`weighted`: False, True (one weight per row) or the weights' shape after the batch axis (one per
-        element: [d] against y_pred [batch, d])."""
+                      weighted: bool | tuple, max_rows: int | None = None) -> tuple[ir.Model, list[MetricPlan]]:
+        """The per-batch graph. `weighted`: False, True (one weight per row) or the weights' shape after the batch
+        axis (one per element: [d] against y_pred [batch, d]); `max_rows`, the most rows a batch will have, lets
+        small counts sum in float32."""
         inputs = [ir.Value("y_true", y_true), ir.Value("y_pred", y_pred)]
         if weighted is not False:
             trailing = () if weighted is True else tuple(weighted)
@@ -46,6 +47,7 @@ class MetricLowerer(Lowerer):
         b = BlockBuilder("metric_states", inputs)
         truth, pred = self.meet(b, inputs[0], inputs[1])
         self.weight = inputs[2] if weighted is not False else None
+        self.max_rows = max_rows
         plans, outputs = [], []
         for index, (spec, lv) in enumerate(metrics):
             plan = MetricPlan(spec, lv.layer, self.complete(lv, lv.layer.loc))  # type: ignore[arg-type]
@@ -79,10 +81,8 @@ class MetricLowerer(Lowerer):
         if pred.type.rank > 1:  # a row of class scores counts once: its sum is NaN when a score is (one pass, where
             pred = b.node("ReduceSum", [pred, b.const(list(range(1, pred.type.rank)), "int64")],  # a mask of every
                           TensorType(pred.type.dtype, pred.type.shape[:1]), keepdims=0)          # score takes three)
-        nan = b.node("Cast", [b.node("IsNaN", [pred], TensorType("bool", pred.type.shape))],
-                     TensorType("float64", pred.type.shape), to="float64")  # float64: see states.lower_sum
-        total = b.node("ReduceSum", [nan], TensorType("float64", ()), keepdims=0)
-        return named(b, b.node("Cast", [total], TensorType("int64", ()), to="int64"), NAN_PREDICTIONS, None)
+        nan = b.node("IsNaN", [pred], TensorType("bool", pred.type.shape))
+        return named(b, count_of(b, nan, None, self.max_rows), NAN_PREDICTIONS, None)
 
     def lower_metric(self, plan: MetricPlan, y_true: ir.Value, y_pred: ir.Value, b: BlockBuilder) -> list[ir.Value]:
         d = plan.definition
@@ -122,4 +122,4 @@ class MetricLowerer(Lowerer):
         call: N.Call = stmt.value  # type: ignore[assignment]
         args, kwargs = self.eval_args(call.args, call.kwargs, env, b)
         rule = STATE_RULES[state_rule(stmt)]  # type: ignore[index]
-        return rule.lower(b, call.loc, self.weight if weighted else None, args, kwargs)
+        return rule.lower(b, call.loc, Batch(self.weight if weighted else None, self.max_rows), args, kwargs)

@@ -37,6 +37,26 @@ def cumsum(x: Any, reverse: bool = False) -> Any:
     return np.cumsum(x[::-1])[::-1] if reverse else np.cumsum(x)
 
 
+MULTIOUTPUT = ("uniform_average", "variance_weighted", "raw_values")   # scikit-learn's multioutput=
+
+
+def average_outputs(scores: Any, weights: Any, multioutput: Any) -> Any:
+    """Per-output scores as scikit-learn's `multioutput=` returns them: "raw_values" as they are, their mean
+    ("uniform_average"), or their mean weighted by `weights` ("variance_weighted"; uniform when the
+    weights are all 0, as scikit-learn falls back)."""
+    import numpy as np
+    if multioutput not in MULTIOUTPUT:
+        from .source import user_error
+        raise user_error(f"multioutput={multioutput!r}: expected one of " + ", ".join(f'"{m}"' for m in MULTIOUTPUT))
+    scores = np.asarray(scores, np.float64)
+    if multioutput == "raw_values":
+        return scores
+    weights = np.asarray(weights, np.float64)
+    if multioutput == "uniform_average" or not np.any(weights):
+        return np.mean(scores)
+    return np.sum(scores * weights) / np.sum(weights)
+
+
 def trapz(y: Any, x: Any) -> Any:
     import numpy as np
     return np.trapezoid(np.asarray(y, np.float64), np.asarray(x, np.float64))

@@ -21,10 +21,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'modelc' has no attribute {name!r}")
 
 
-def metric(spec: str, provider: str = "cpu") -> Any:
-    """A streaming metric by spec, e.g. metric("precision(threshold=0.7)")."""
+def metric(spec: str, provider: str = "cpu", imports: Any = ()) -> Any:
+    """A streaming metric by spec, e.g. metric("precision(threshold=0.7)"); Keras' names work too
+    (metric("MeanSquaredError")). `imports=["lib.model"]` brings the metrics of .model files, as
+    `modelc eval --import` does."""
     from .runtime.metrics import Metric
-    return Metric(spec, provider=provider)
+    return Metric(spec, provider=provider, imports=imports)
 
 
 def evaluate(model: Any, data: Any, target: str, metrics: list[str], **options: Any) -> dict[str, Any]:
@@ -49,4 +51,29 @@ def run(model: Any, data: Any, output: str, **options: Any) -> dict[str, Any]:
         return _run(model, data, output, **options)
 
 
-__all__ = sorted(_API | {"metric", "evaluate", "run"})
+def plot_roc(metric: Any, path: Any = None) -> Any:
+    """The ROC curve of a modelc.metric("auc") after its updates, saved to `path` (.svg, .png) when given."""
+    from .runtime.plots import plot_roc as _plot
+    return _plot(metric, path)
+
+
+def plot_pr(metric: Any, path: Any = None) -> Any:
+    """The precision-recall curve of a modelc.metric("auc") after its updates."""
+    from .runtime.plots import plot_pr as _plot
+    return _plot(metric, path)
+
+
+def plot_confusion_matrix(metric: Any, path: Any = None, normalize: bool = False) -> Any:
+    """The heatmap of a modelc.metric("confusion_matrix(k)"): counts, or rows as fractions (normalize=True)."""
+    from .runtime.plots import plot_confusion_matrix as _plot
+    return _plot(metric, path, normalize)
+
+
+def plot_calibration(metric: Any, path: Any = None) -> Any:
+    """The reliability diagram of a modelc.metric("calibration")."""
+    from .runtime.plots import plot_calibration as _plot
+    return _plot(metric, path)
+
+
+__all__ = sorted(_API | {"metric", "evaluate", "run", "plot_roc", "plot_pr", "plot_confusion_matrix",
+                         "plot_calibration"})

@@ -110,7 +110,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                               batch_size=args.batch_size, output=args.output, columns=parse_columns(args.columns),
                               sample_weight=args.sample_weight, checkpoint=args.checkpoint,
                               checkpoint_every=args.checkpoint_every, resume=args.resume, progress=args.progress,
-                              **_row_options(args), **_engine_options(args))
+                              plots=args.plots, **_row_options(args), **_engine_options(args))
         except PartitionErrors as e:  # the other partitions' metrics are shown, then the failures, exit 1
             result, failed = e.result, e
     if args.json:
@@ -135,6 +135,23 @@ def warnings_shown() -> Iterator[None]:
                 print(f"warning: {message}", file=sys.stderr)
 
 
+def is_matrix(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(r, list) and len(r) == len(value[0])
+                                                           for r in value)
+
+
+def grid(matrix: list[list[Any]]) -> Any:
+    """A confusion matrix as rows (true classes) by columns (predicted), not a wrapped list."""
+    from rich.table import Table
+    table = Table(show_header=True, header_style="dim", box=None, padding=(0, 1))
+    table.add_column("true\\pred", style="dim", justify="right")
+    for j in range(len(matrix[0])):
+        table.add_column(str(j), justify="right")
+    for i, row in enumerate(matrix):
+        table.add_row(str(i), *(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row))
+    return table
+
+
 def print_table(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.markup import escape
@@ -144,9 +161,11 @@ def print_table(result: dict[str, Any]) -> None:
     table.add_column("value", justify="right")
     for spec, value in result["metrics"].items():
         shown = f"{value:.6g}" if isinstance(value, float) else json.dumps(value)
-        table.add_row(escape(spec), escape(shown))
+        table.add_row(escape(spec), grid(value) if is_matrix(value) else escape(shown))
     console = Console()
     console.print(table)
+    if result.get("plots"):
+        console.print(f"plots: {escape(', '.join(result['plots']))}")
     rate = result.get("rows_per_second") or 0
     console.print(f"{result['samples']:,} samples in {result['batches']} batches on {result['provider']}, "
                   f"{rate:,.0f} rows/s; NaN predictions: {result['nan_predictions']}; "
@@ -238,6 +257,8 @@ def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--checkpoint", help="save the metric states here every --checkpoint-every batches")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    p.add_argument("--plots", metavar="DIR", help="write ROC, PR, confusion-matrix and reliability pictures "
+                   "(SVG and PNG) here; needs matplotlib (the plots extra)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_eval)
 

@@ -19,7 +19,7 @@ from .checkpoints import Checkpoints, checkpoint_key
 from .columns import parse_names
 from .data import NpySource, Source
 from .missing import check_policy
-from .model import FUSED, LoadedModel, Runner, load_model
+from .model import FUSED, LoadedModel, Runner, load_model, pick_output
 from .partitions import Partition, expand_data, is_directory_output, open_data, output_paths, plan_partitions
 from .report import PartitionErrors, Progress, eval_result, run_result
 from .tasks import EvalPlan, RunJob, Tally, evaluate_batches, first_source, merge_tallies, plan_eval, plan_run, \
@@ -64,9 +64,10 @@ def evaluate(model: Any, data: Any, target: str, metrics: list[str], *, provider
              resume: bool = False, progress: bool | None = None, fuse_metrics: bool = True,
              engine: str | None = None, client: Any = None, scheduler: str | None = None,
              workers: int | None = None, partition_rows: int | None = None, drop: list[str] | str | None = None,
-             on_missing: str = DEFAULT_ON_MISSING, **compile_options: Any) -> dict[str, Any]:
+             on_missing: str = DEFAULT_ON_MISSING, plots: str | None = None, **compile_options: Any) -> dict[str, Any]:
     """Evaluate metrics of a model over a data file (or a glob, directory or list of files), batch by batch.
-    Returns the --json object. engine="dask" (or a client, scheduler or workers) evaluates on Dask."""
+    Returns the --json object. engine="dask" (or a client, scheduler or workers) evaluates on Dask.
+    plots=DIR draws the pictures of the merged states there (runtime/plots.py), adding the metrics they need."""
     dask = wants_dask(engine, client, scheduler, workers)
     check_batch_size(batch_size)
     check_policy(on_missing)
@@ -83,21 +84,33 @@ def evaluate(model: Any, data: Any, target: str, metrics: list[str], *, provider
     checkpoints = Checkpoints(checkpoint, checkpoint_every)
     checkpoints.check()  # an unwritable path is an error now, not at the first checkpoint
     loaded = load_model(model, **compile_options)
+    if plots is not None:
+        from .plots import plot_metrics, pyplot
+        pyplot()  # no matplotlib: say so before reading any data
+        metrics = [*metrics, *plot_metrics(metrics, pick_output(loaded.proto, output).shape)]
     options = dict(target=target, metrics=metrics, batch_size=batch_size, output=output, columns=columns,
                    sample_weight=sample_weight, fuse_metrics=fuse_metrics, drop=parse_names(drop),
                    on_missing=on_missing)
     if dask:
         partitions = plan_partitions(expand_data(data), partition_rows)
         plan = plan_eval(loaded, first_source(partitions, npy_table=True), **options)
-        return evaluate_dask(plan, partitions, data, provider=provider, progress=progress, client=client,
-                             scheduler=scheduler, workers=workers)
+        return with_plots(evaluate_dask(plan, partitions, data, provider=provider, progress=progress,
+                                        client=client, scheduler=scheduler, workers=workers), plan, plots)
     source = open_data(data, npy_table=True)  # a glob, directory or list: the files one after another
     if isinstance(source, NpySource):  # a 2-D .npy holds the target as one of its columns
         source = source.as_table()
     plan = plan_eval(loaded, source, **options)
     if checkpoint:
         checkpoints.key = checkpoint_key(loaded, plan.metric_set, data, _identity_options(options))
-    return evaluate_local(plan, source, data, provider, progress, checkpoints, resume)
+    return with_plots(evaluate_local(plan, source, data, provider, progress, checkpoints, resume), plan, plots)
+
+
+def with_plots(result: dict[str, Any], plan: EvalPlan, folder: str | None) -> dict[str, Any]:
+    """The result, with the pictures of the merged states written to `folder` (their paths under "plots")."""
+    if folder is None:
+        return result
+    from .plots import write_plots
+    return {**result, "plots": write_plots(plan.metric_set, folder)}
 
 
 def _identity_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..compiler import nodes as N
 from ..compiler.arguments import given_twice
+from ..compiler.keras_names import KERAS_KEYWORDS, KERAS_METRICS, keras_metric_call
 from ..compiler.lower_metric import MetricLowerer, MetricPlan
 from ..compiler.source import Diagnostic, ModelcError, SourceFiles, did_you_mean, user_error
 from ..compiler.functions_classify import READS_LABELS
@@ -30,7 +31,11 @@ if TYPE_CHECKING:
     import onnx
 
 NAN_STATE = StateSpec(NAN_PREDICTIONS, NAN_PREDICTIONS, "sum", "int64", ())
+# How the hints of a spec's errors name the ways to give metrics: the command line's flags, the API's arguments
+HINT_WORDS = {"cli": {"spec": "--metric", "imports": "--import FILE.model"},
+              "api": {"spec": "modelc.metric()", "imports": 'imports=["FILE.model"]'}}
 BARE_NAME = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
+CHUNK_ROWS = 1 << 20   # Metric.update runs its state graph on at most this many rows at a time (states merge exactly)
 
 
 def metric_dtype(dtype: Any) -> str | None:
@@ -57,16 +62,16 @@ def truth_dtype(pred_dtype: str) -> str:
     return pred_dtype if np.dtype(pred_dtype).kind == "f" else "float64"
 
 
-def metric_definitions(*programs: Any) -> dict[str, N.Definition]:
-    """The prelude's metrics, overridden by the metrics of the given programs (the model file, --import
+def metric_definitions(*programs: Any, base: dict[str, N.Definition] | None = None) -> dict[str, N.Definition]:
+    """The prelude's metrics (or `base`), overridden by the metrics of the given programs (the model file, --import
     files: driver.load_file has checked them), with those programs' layers, which their metrics may call."""
-    found = {d.name: d for d in prelude_definitions() if d.kind == "metric"}
+    found = dict(base) if base is not None else {d.name: d for d in prelude_definitions() if d.kind == "metric"}
     for program in programs:
         found.update({d.name: d for d in program.order if d.kind in ("metric", "layer")})
     return found
 
 
-def parse_spec(spec: str) -> tuple[str, list[Any], dict[str, Any]]:
+def parse_spec(spec: str, words: str = "cli") -> tuple[str, list[Any], dict[str, Any]]:
     """`huber(threshold=2)` -> ("huber", [], {"threshold": 2}); arguments are literals."""
     text = spec.strip()
     if BARE_NAME.fullmatch(text):  # `mse` needs no parser: eval of an .onnx file never loads lark
@@ -81,8 +86,8 @@ def parse_spec(spec: str) -> tuple[str, list[Any], dict[str, Any]]:
                 raise user_error(given_twice(ref.name, k.name))
             kwargs[k.name] = literal(k.value)
     except ModelcError as e:
-        hint = ("; strings take double quotes, as in the language: auc(spacing=\"logit\") (in a shell: "
-                "--metric 'auc(spacing=\"logit\")')") if "'" in text else ""
+        shell = " (in a shell: --metric 'auc(spacing=\"logit\")')" if words == "cli" else ""
+        hint = f"; strings take double quotes, as in the language: auc(spacing=\"logit\"){shell}" if "'" in text else ""
         raise user_error(f"cannot read metric '{spec}' ({e.diagnostics[0].message}); write NAME or "
                          f"NAME(arg, key=value), e.g. huber(threshold=2.0){hint}") from None
     return ref.name, args, kwargs
@@ -101,13 +106,21 @@ def literal(e: N.Expr) -> Any:
     raise user_error("an argument is a number, a string, true, false, none or a list of them")
 
 
-def bind_metric(spec: str, definitions: dict[str, N.Definition]) -> LayerVal:
-    name, args, kwargs = parse_spec(spec)
-    if name not in definitions or definitions[name].kind != "metric":
-        metrics = [n for n, d in definitions.items() if d.kind == "metric"]
-        raise user_error(f"unknown metric '{name}'{did_you_mean(name, metrics)}; built-in metrics: "
-                         + ", ".join(sorted(d.name for d in prelude_definitions() if d.kind == "metric")))
+def bind_metric(spec: str, definitions: dict[str, N.Definition], words: str = "cli") -> LayerVal:
+    name, args, kwargs = parse_spec(spec, words)
+    metrics = {n for n, d in definitions.items() if d.kind == "metric"}
+    name, kwargs = keras_metric_call(name, kwargs, metrics, lambda n: [p.name for p in definitions[n].hparams])
+    if name not in metrics:
+        keras = [k for k, v in KERAS_METRICS.items() if v in metrics]  # a misspelt Keras name gets one too
+        raise user_error(f"unknown metric '{name}'{did_you_mean(name, [*sorted(metrics), *keras])}; built-in metrics: "
+                         + ", ".join(sorted(d.name for d in prelude_definitions() if d.kind == "metric"))
+                         + f"; a metric of your own comes from a .model file: {HINT_WORDS[words]['imports']}")
     d = definitions[name]
+    params = [p.name for p in d.hparams]
+    keras = [k for k, (new, callees) in KERAS_KEYWORDS.items() if name in callees and new in params]
+    for key in kwargs:  # a misspelt Keras keyword (`huber(delt=2)`) is pointed at the Keras word, which works
+        if key not in params and not did_you_mean(key, params) and did_you_mean(key, keras):
+            raise user_error(f"metric '{spec}': {name} has no parameter '{key}'{did_you_mean(key, keras)}")
     try:
         return MetricLowerer(definitions).bind(LayerVal(d), args, kwargs, d.loc, None)
     except ModelcError as e:  # a bad argument is the spec's fault, not the definition's: no position
@@ -146,10 +159,10 @@ def check_labels(specs: list[str], y_true: np.ndarray, first_row: int) -> None:
 class MetricSet:
     """Several metrics whose states come from one graph: the unit the evaluator runs and merges."""
 
-    def __init__(self, specs: list[str], definitions: dict[str, N.Definition] | None = None):
+    def __init__(self, specs: list[str], definitions: dict[str, N.Definition] | None = None, words: str = "cli"):
         self.specs = list(specs)
         self.definitions = definitions or metric_definitions()
-        self.bound = [(s, bind_metric(s, self.definitions)) for s in self.specs]
+        self.bound = [(s, bind_metric(s, self.definitions, words)) for s in self.specs]
         self.label_specs = [s for s, lv in self.bound  # metrics that read y_true as class labels
                             if names_in(split_metric(lv.layer).per_batch) & READS_LABELS]  # type: ignore[arg-type]
         self.plans: list[MetricPlan] = []
@@ -158,16 +171,20 @@ class MetricSet:
 
     # --- the per-batch graph ------------------------------------------------
     def state_graph(self, y_true: TensorType, y_pred: TensorType, weighted: bool | tuple, opset: int | None = None,
-                    ir_version: int | None = None) -> "onnx.ModelProto":
+                    ir_version: int | None = None, max_rows: int | None = None) -> "onnx.ModelProto":
+        """The per-batch graph of every metric's states; `max_rows`, the most rows a batch will have (None:
+        unknown), lets counts of small batches sum in float32 (exact below 2**24 elements)."""
         from ..compiler.emit import DEFAULT_OPSET, emit_model
         try:
-            model, plans = MetricLowerer(self.definitions).lower_metrics(self.bound, y_true, y_pred, weighted)
+            model, plans = MetricLowerer(self.definitions).lower_metrics(self.bound, y_true, y_pred, weighted,
+                                                                         max_rows)
         except ModelcError as e:  # the metric may come from the prelude, the model's file or an --import
             raise ModelcError(SourceFiles().attach([self.at_spec(d, y_true, y_pred) for d in e.diagnostics])) \
                 from None
         self.plans = plans
         self.rules = {s.output: s for p in plans for s in p.states}
         self.rules[NAN_PREDICTIONS] = NAN_STATE
+        self.check_final()
         proto = emit_model(model, {}, opset=opset or DEFAULT_OPSET, inline=True)
         if ir_version is not None:
             proto.ir_version = ir_version
@@ -223,14 +240,36 @@ class MetricSet:
     def reset(self) -> None:
         self.states = {}
 
-    def results(self) -> dict[str, Any]:
-        out = {}
+    def check_final(self) -> None:
+        """Each final part run once on states of no rows when the graph is built, so that a hyperparameter only
+        the final part reads (`r2(multioutput="mean")`) is refused before any data is read."""
+        saved, self.states = self.states, {}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.results()
+        finally:
+            self.states = saved
+
+    def named_states(self) -> list[tuple[MetricPlan, dict[str, np.ndarray]]]:
+        """Each metric's merged states by their declared names (a bincount without its extra bin)."""
+        out = []
         for plan in self.plans:
-            env = dict(plan.hparams)
+            states = {}
             for s in plan.states:
                 value = self.states.get(s.output, default_state(s))
-                env[s.name] = value[:-1] if s.rule == "bincount" else value
-            value = Finalizer(env).run(plan.final)
+                states[s.name] = value[:-1] if s.rule == "bincount" else value
+            out.append((plan, states))
+        return out
+
+    def results(self) -> dict[str, Any]:
+        out = {}
+        for plan, states in self.named_states():
+            env = {**plan.hparams, **states}
+            try:
+                value = Finalizer(env).run(plan.final)
+            except ModelcError as e:  # a bad hyperparameter value, found by a final-part function
+                raise user_error(f"metric '{plan.spec}': {e.diagnostics[0].message}") from None
             out[plan.spec] = to_python(value)
             if isinstance(out[plan.spec], float) and np.isnan(out[plan.spec]):
                 warnings.warn(f"metric {plan.spec} is undefined on this data (NaN)", RuntimeWarning, stacklevel=2)
@@ -277,10 +316,21 @@ def to_python(value: Any) -> Any:
 class Metric:
     """One streaming metric for the Python API: update / merge / result / reset / state_dict."""
 
-    def __init__(self, spec: str, definitions: dict[str, N.Definition] | None = None, provider: str = "cpu"):
+    def __init__(self, spec: str, definitions: dict[str, N.Definition] | None = None, provider: str = "cpu",
+                 imports: Any = ()):
         self.spec = spec
         self.provider = provider
-        self._set = MetricSet([spec], definitions)
+        if isinstance(imports, (str, bytes)) or not hasattr(imports, "__iter__"):
+            raise user_error(f"imports= takes a list of .model files, got {imports!r}: imports=[{imports!r}]")
+        if imports:
+            from ..compiler import driver
+            try:
+                programs = [driver.load_file(p) for p in imports]
+            except ModelcError as e:  # a file that cannot be read: say which argument named it
+                raise ModelcError([d if d.span else Diagnostic(None, f"imports=: {d.message}")
+                                   for d in e.diagnostics]) from None
+            definitions = metric_definitions(*programs, base=definitions)
+        self._set = MetricSet([spec], definitions, words="api")
         self._sessions: dict[tuple, Any] = {}
         self._rows = 0  # rows updated so far: where an error points
 
@@ -290,7 +340,8 @@ class Metric:
             from .session import Session
             t_true, t_pred = metric_types("y_pred", y_pred.dtype, y_pred.shape[1:], y_true.shape[1:])
             # one thread: a state graph is a few cheap passes, where a thread pool costs more than it gains
-            self._sessions[key] = Session(self._set.state_graph(t_true, t_pred, weighted), self.provider, threads=1)
+            graph = self._set.state_graph(t_true, t_pred, weighted, max_rows=CHUNK_ROWS)
+            self._sessions[key] = Session(graph, self.provider, threads=1)
         return self._sessions[key]
 
     def update(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
@@ -310,7 +361,10 @@ class Metric:
         if sample_weight is not None:
             feeds["sample_weight"] = row_weights(sample_weight, len(y_pred), "sample_weight")
             weighted = feeds["sample_weight"].shape[1:]
-        self._set.accumulate(self._session(y_true, y_pred, weighted).run(feeds))
+        session = self._session(y_true, y_pred, weighted)
+        for lo in range(0, len(y_pred), CHUNK_ROWS):  # the graph's counts are exact for this many rows
+            self._set.accumulate(session.run(feeds if len(y_pred) <= CHUNK_ROWS else
+                                             {k: v[lo:lo + CHUNK_ROWS] for k, v in feeds.items()}))
         self._rows += len(y_pred)
 
     def merge(self, other: "Metric") -> "Metric":
@@ -326,6 +380,9 @@ class Metric:
     def reset(self) -> None:
         self._set.reset()
         self._rows = 0
+
+    def named_states(self) -> list[tuple[MetricPlan, dict[str, np.ndarray]]]:
+        return self._set.named_states()
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return self._set.state_dict()

@@ -182,12 +182,13 @@ class EvalGraphs:
 
 
 def eval_graphs(loaded: LoadedModel, metric_set: MetricSet, output: TensorSpec, target_shape: tuple[int, ...],
-                weighted: bool | tuple, fuse_metrics: bool) -> EvalGraphs:
-    """The metric-state graph for these types, fused into the model's graph where the opset allows."""
+                weighted: bool | tuple, fuse_metrics: bool, max_rows: int | None = None) -> EvalGraphs:
+    """The metric-state graph for these types (batches of at most `max_rows` rows), fused into the model's graph
+    where the opset allows."""
     proto = loaded.proto
     y_true, y_pred = metric_types(f"output '{output.name}'", output.dtype, output.shape[1:], target_shape)
     opset = opset_of(proto)
-    states = metric_set.state_graph(y_true, y_pred, weighted, max(opset, 17), proto.ir_version)
+    states = metric_set.state_graph(y_true, y_pred, weighted, max(opset, 17), proto.ir_version, max_rows)
     # with external data the model graph is weightless: the fused graph's weights still point at the file
     if fuse_metrics and opset >= 17:
         return EvalGraphs(FUSED, [fuse(proto, states, output.name)], output, loaded.external)

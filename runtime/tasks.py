@@ -126,7 +126,8 @@ def plan_eval(loaded: LoadedModel, source: Source, target: str, metrics: list[st
     out_spec = pick_output(loaded.proto, output)
     metric_set = MetricSet(metrics, metric_definitions(*loaded.programs))
     weighted = False if sample_weight is None else weight_shape(source.shape_of(sample_weight))
-    graphs = eval_graphs(loaded, metric_set, out_spec, source.shape_of(target), weighted, fuse_metrics)
+    graphs = eval_graphs(loaded, metric_set, out_spec, source.shape_of(target), weighted, fuse_metrics,
+                         max_rows=batch_size)
     rules = {name: spec.rule for name, spec in metric_set.rules.items()}
     job = EvalJob(plan, inputs, target, sample_weight, batch_size, out_spec.dtype, rules, on_missing,
                   metric_set.label_specs)

@@ -41,8 +41,8 @@ metric smooth(y_true, y_pred) {
 def test_return_calling_a_function_without_numpy_is_a_check_error():
     assert rendered(SOFTPLUS_IN_RETURN) == (
         "m.model:3:12: error: softplus() cannot run on the merged states; after the states a metric may call "
-        "abs, argmax, average_classes, binned_auc, by_threshold, cast, clip, concat, cumsum, exp, log, max, mean, "
-        "min, reshape, sigmoid, sqrt, sum, tanh, transpose, trapz, where\n"
+        "abs, argmax, average_classes, average_outputs, binned_auc, by_threshold, cast, clip, concat, cumsum, exp, "
+        "log, max, mean, min, reshape, sigmoid, sqrt, sum, tanh, transpose, trapz, where\n"
         "    return softplus(total)\n"
         "           ^^^^^^^^^^^^^^^")
 
@@ -270,8 +270,8 @@ def test_prelude_json_is_package_data():
     ("mse", "error: metric 'mse' on y_true [batch], y_pred [batch, 3]: cannot broadcast [batch] and [batch, 3]\n"),
     ("binary_crossentropy", "error: metric 'binary_crossentropy' on y_true [batch], y_pred [batch, 3]: cannot "
                             "broadcast [batch] and [batch, 3]\n"),
-    ("huber(delta=2)", "error: metric 'huber(delta=2)': huber has no parameter 'delta'; did you mean 'threshold' "
-                       "(Keras' delta)?\n"),
+    ("huber(treshold=2)", "error: metric 'huber(treshold=2)': huber has no parameter 'treshold'; did you mean "
+                          "'threshold'?\n"),
 ])
 def test_cli_eval_reports_a_prelude_error_at_the_spec(tmp_path, spec, message):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])

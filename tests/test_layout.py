@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, set[str]]] = [
                                 "runtime.finalize", "runtime.prelude", "runtime.metrics", "runtime.writers",
                                 "runtime"}),
     ("model", {"runtime.model", "runtime.quantize"}),
-    ("tasks", {"runtime.tasks", "runtime.report", "runtime.checkpoints"}),
+    ("tasks", {"runtime.tasks", "runtime.report", "runtime.checkpoints", "runtime.plots"}),
     ("engines", {"runtime.engine_dask", "runtime.dask_worker", "runtime.engine", "runtime.compare"}),
     ("command line", {"modelc.api", "modelc.cli", "modelc.runtime_cli", "modelc.__main__", "modelc"}),
 ]

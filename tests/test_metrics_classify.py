@@ -465,4 +465,4 @@ def test_a_user_metric_with_a_batch_total_state(tmp_path):
     result = run_cli("eval", "softmax.onnx", "--data", "d.npz", "--target", "y", "--import", "m.model",
                      "--metric", "bad", cwd=tmp_path)
     assert result.returncode == 1
-    assert "a state sums the whole batch, or takes axis=[] for a batch's total; got axis=1" in result.stderr
+    assert "or for sum axis=[] (x is a batch's total already), got axis=1" in result.stderr
