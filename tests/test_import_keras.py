@@ -1,0 +1,298 @@
+"""`modelc import` against Keras 3: each model is built in Keras, saved as .keras (and as a legacy .h5 where
+Keras still writes it), imported by modelc in a subprocess that refuses to import Keras, TensorFlow or jax,
+compiled with the imported weights, run on onnxruntime and compared with Keras' own predictions."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keras_oracle import keras
+
+import modelc
+
+L = keras.layers
+RNG = np.random.default_rng(0)
+BATCH = 2
+
+BLOCKER = """
+import json, sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("keras", "tensorflow", "jax"):
+            raise ImportError(f"modelc import imported {name}")
+sys.meta_path.insert(0, Refuse())
+import contextlib, io
+from modelc.cli import main
+results = []
+for job in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        results.append([main(["import", *job]), err.getvalue()])
+assert not [m for m in sys.modules if m.split(".")[0] in ("keras", "tensorflow", "jax")]
+print(json.dumps(results))
+"""
+
+
+def import_without_keras(jobs: list[list[str]]) -> list[list]:
+    """`modelc import` for each job in one fresh interpreter where importing Keras (or TF, jax) fails: each
+    job's exit code and what it wrote on stderr."""
+    r = subprocess.run([sys.executable, "-c", BLOCKER, json.dumps(jobs)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# --- the models ----------------------------------------------------------------------------------------
+def floats(*shape: int) -> np.ndarray:
+    return RNG.normal(size=(BATCH, *shape)).astype("float32")
+
+
+def ints(high: int, *shape: int) -> np.ndarray:
+    return RNG.integers(0, high, size=(BATCH, *shape)).astype("int32")
+
+
+def randomize(model):
+    """Non-trivial weights everywhere (batch norm statistics and biases too), reproducibly."""
+    rng = np.random.default_rng(1)
+    for w in model.weights:
+        shape = tuple(w.shape)
+        if "variance" in w.path:
+            w.assign(rng.uniform(0.5, 1.5, size=shape).astype(w.dtype))
+        elif "count" not in w.path:
+            w.assign((rng.normal(size=shape) * 0.3).astype(w.dtype))
+    return model
+
+
+def mlp_dense():
+    return keras.Sequential([keras.Input((8,)), L.Dense(16, activation="relu"), L.Dense(16, activation="tanh"),
+                             L.Dense(16, use_bias=False, activation="sigmoid"), L.Dense(1)]), [floats(8)]
+
+
+def mlp_norms():
+    return keras.Sequential([keras.Input((8,)), L.Dense(12), L.BatchNormalization(), L.Activation("gelu"),
+                             L.Dropout(0.3), L.Dense(12), L.LayerNormalization(epsilon=1e-5), L.ReLU(),
+                             L.Dense(12, activation="selu"), L.UnitNormalization(), L.Dense(8, activation="softmax")]), \
+        [floats(8)]
+
+
+def mlp_activations():
+    x = keras.Input((6,), name="x")
+    h = L.Dense(8, activation=keras.activations.softplus)(x)
+    h = L.LeakyReLU(negative_slope=0.1)(h)
+    h = L.Dense(8, activation="swish")(h)
+    h = L.ELU(alpha=0.5)(h)
+    h = L.Dense(8, activation="softsign")(h)
+    h = L.ReLU(max_value=6.0)(h)
+    h = L.Softmax()(L.Dense(4, activation="exponential")(h))
+    return keras.Model(x, h), [floats(6)]
+
+
+def mlp_normalization():
+    x = keras.Input((5,))
+    adapted = L.Normalization()
+    adapted.adapt(RNG.normal(2.0, 3.0, size=(64, 5)).astype("float32"))
+    fixed = L.Normalization(mean=[1.0, 2.0, 3.0, 4.0, 5.0], variance=[1.0, 4.0, 9.0, 1.0, 0.25])
+    h = L.Concatenate()([adapted(x), fixed(x)])
+    return keras.Model(x, L.Dense(3)(h)), [floats(5)]
+
+
+def mlp_embedding_reshape():
+    ids = keras.Input((4,), dtype="int32", name="ids")
+    h = L.Embedding(20, 6)(ids)
+    h = L.Flatten()(h)
+    h = L.Reshape((4, 6))(h)
+    h = L.Permute((2, 1))(h)
+    h = L.Flatten()(h)
+    h = L.RepeatVector(2)(L.Dense(5)(h))
+    return keras.Model(ids, L.Rescaling(0.5, offset=1.0)(L.Flatten()(h))), [ints(20, 4)]
+
+
+def book_regressor():
+    x = keras.Input((8,), name="x")
+    h = L.Dense(30, activation="elu", kernel_initializer="he_normal")(x)
+    for _ in range(4):
+        z = h
+        for _ in range(2):
+            z = L.Dense(30, activation="elu", kernel_initializer="he_normal")(z)
+        h = L.Add()([h, z])
+    return keras.Model(x, L.Dense(1)(h)), [floats(8)]
+
+
+def wide_deep():
+    features = keras.Input((16,), name="features")
+    categories = keras.Input((4,), dtype="int32", name="categories")
+    wide = L.Dense(1, use_bias=False, name="wide")(features)
+    ids = L.GlobalAveragePooling1D()(L.Embedding(100, 8)(categories))
+    both = L.Concatenate()([features, ids])
+    deep = L.Dense(32, activation="relu")(both)
+    deep = L.Dense(32, activation="relu")(deep)
+    deep = L.LayerNormalization()(deep)
+    score = L.Activation("sigmoid", name="score")(L.Add()([wide, L.Dense(1, name="deep")(deep)]))
+    aux = L.Dense(3, activation="softmax", name="aux")(both)
+    return keras.Model([features, categories], [score, aux]), [floats(16), ints(100, 4)]
+
+
+def shared_layer():
+    a, b = keras.Input((6,), name="a"), keras.Input((6,), name="b")
+    encode = L.Dense(4, activation="tanh", name="encode")
+    tied = L.Dense(4, name="tied")
+    d = L.Subtract()([encode(a), encode(b)])
+    h = tied(tied(tied(d)))
+    return keras.Model([a, b], L.Dense(1)(h)), [floats(6), floats(6)]
+
+
+def nested_model():
+    inner = keras.Sequential([keras.Input((8,)), L.Dense(8, activation="relu"), L.BatchNormalization()],
+                             name="inner")
+    x = keras.Input((8,), name="x")
+    sub_in = keras.Input((8,))
+    sub = keras.Model(sub_in, L.Dense(4)(inner(sub_in)), name="encoder")
+    h = L.Multiply()([sub(x), L.Dense(4)(x)])
+    return keras.Sequential([keras.Input((8,)), keras.Model(x, h, name="middle"), L.Dense(2)]), [floats(8)]
+
+
+def merges():
+    a, b = keras.Input((5,), name="a"), keras.Input((5,), name="b")
+    parts = [L.Add()([a, b]), L.Subtract()([a, b]), L.Multiply()([a, b]), L.Average()([a, b]),
+             L.Maximum()([a, b]), L.Minimum()([a, b])]
+    return keras.Model([a, b], L.Concatenate(axis=1)(parts)), [floats(5), floats(5)]
+
+
+def cnn_sample():
+    """samples/resnet.model's network."""
+    def block(x, filters, stride):
+        y = L.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
+        y = L.ReLU()(L.BatchNormalization()(y))
+        y = L.BatchNormalization()(L.Conv2D(filters, 3, padding="same", use_bias=False)(y))
+        if stride > 1:
+            x = L.BatchNormalization()(L.Conv2D(filters, 1, strides=stride, use_bias=False)(x))
+        return L.ReLU()(L.Add()([x, y]))
+    image = keras.Input((32, 32, 3), name="image")
+    h = L.MaxPooling2D(2)(L.ReLU()(L.BatchNormalization()(L.Conv2D(16, 3, padding="same", use_bias=False)(image))))
+    h = block(block(block(h, 16, 1), 32, 2), 32, 1)
+    return keras.Model(image, L.Softmax()(L.Dense(10)(L.GlobalAveragePooling2D()(h)))), [floats(32, 32, 3)]
+
+
+def transformer_sample():
+    """samples/transformer.model's encoder (positions as a second input's embedding)."""
+    tokens = keras.Input((16,), dtype="int32", name="tokens")
+    positions = keras.Input((16,), dtype="int32", name="positions")
+    mask = keras.ops.expand_dims(keras.ops.not_equal(tokens, 0), 1)
+    x = L.Add()([L.Embedding(1000, 32)(tokens), L.Embedding(16, 32)(positions)])
+    for _ in range(2):
+        a = L.MultiHeadAttention(4, 8)(x, x, attention_mask=mask)
+        h = L.LayerNormalization()(L.Add()([x, a]))
+        f = L.Dense(32)(L.Dense(64, activation="relu")(h))
+        x = L.LayerNormalization()(L.Add()([h, f]))
+    out = L.Dense(4, activation="softmax")(L.Dense(32, activation="relu")(x[:, 0]))
+    return keras.Model([tokens, positions], out), [ints(1000, 16), np.tile(np.arange(16, dtype="int32"), (BATCH, 1))]
+
+
+def lstm_sample():
+    """samples/lstm.model's network."""
+    return keras.Sequential([keras.Input((12,), dtype="int32"), L.Embedding(1000, 16), L.Bidirectional(L.LSTM(32)),
+                             L.Dense(2, activation="softmax")]), [ints(1000, 12)]
+
+
+def recurrent_states():
+    x = keras.Input((7, 5), name="x")
+    seq, h = L.GRU(6, return_sequences=True, return_state=True)(x)
+    r = L.SimpleRNN(4, go_backwards=True)(seq)
+    b = L.Bidirectional(L.GRU(3, reset_after=False), merge_mode="sum")(seq)
+    return keras.Model(x, [L.Concatenate()([r, b, h])]), [floats(7, 5)]
+
+
+def conv1d_pooling():
+    x = keras.Input((20, 3), name="x")
+    h = L.Conv1D(8, 3, padding="causal", dilation_rate=2, activation="relu")(x)
+    h = L.MaxPooling1D(2)(L.ZeroPadding1D(1)(h))
+    h = L.AveragePooling1D(3, strides=1, padding="same")(L.Cropping1D((1, 2))(h))
+    h = L.UpSampling1D(2)(L.SeparableConv1D(4, 3)(h))
+    return keras.Model(x, L.Concatenate()([L.GlobalMaxPooling1D()(h), L.GlobalAveragePooling1D()(h)])), \
+        [floats(20, 3)]
+
+
+def conv2d_family():
+    x = keras.Input((12, 12, 4), name="x")
+    h = L.DepthwiseConv2D(3, depth_multiplier=2, padding="same")(x)
+    h = L.SeparableConv2D(6, 3, strides=2, padding="same", activation="relu")(h)
+    h = L.Conv2DTranspose(4, 3, strides=2, padding="same")(h)
+    h = L.UpSampling2D(2, interpolation="bilinear")(L.Cropping2D(((1, 1), (2, 0)))(L.ZeroPadding2D(((0, 1), (1, 1)))(h)))
+    h = L.GroupNormalization(groups=2)(L.Conv2D(6, (3, 1), groups=2)(h))
+    return keras.Model(x, L.GlobalMaxPooling2D()(L.AveragePooling2D(2)(h))), [floats(12, 12, 4)]
+
+
+def keras_ops():
+    x = keras.Input((6,), name="x")
+    h = L.Dense(6)(x)
+    return keras.Model(x, h[:, 1:4] * 2.0 + h[:, 0:3]), [floats(6)]
+
+
+CASES = {f.__name__: f for f in (mlp_dense, mlp_norms, mlp_activations, mlp_normalization, mlp_embedding_reshape,
+                                 book_regressor, wide_deep, shared_layer, nested_model, merges, cnn_sample,
+                                 transformer_sample, lstm_sample, recurrent_states, conv1d_pooling, conv2d_family,
+                                 keras_ops)}
+APPLICATIONS = {"MobileNetV2": 32, "ResNet50": 32, "EfficientNetB0": 32, "DenseNet121": 32}
+
+
+def build_application(name: str, size: int):
+    model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classes=10)
+    return model, [RNG.uniform(0, 255, size=(BATCH, size, size, 3)).astype("float32")]
+
+
+def prepare(root: Path, built: dict) -> dict:
+    """Each model predicted by Keras, saved, and imported by modelc in one Keras-free process."""
+    jobs = []
+    for name, (model, feeds) in built.items():
+        if name not in APPLICATIONS:
+            randomize(model)
+        want = model(feeds if len(feeds) > 1 else feeds[0], training=False)
+        want = [keras.ops.convert_to_numpy(w) for w in (want if isinstance(want, (list, tuple)) else [want])]
+        for fmt in ["keras"] if name in APPLICATIONS else ["keras", "h5"]:
+            model.save(root / f"{name}.{fmt}")
+            jobs.append([str(root / f"{name}.{fmt}"), "-o", str(root / f"{name}_{fmt}.model")])
+        built[name] = (feeds, want)
+    results = dict(zip((Path(j[0]).name for j in jobs), import_without_keras(jobs)))
+    return {name: (*built[name], results) for name in built}
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("import")
+    return root, prepare(root, {name: make() for name, make in CASES.items()})
+
+
+@pytest.fixture(scope="module")
+def applications(tmp_path_factory):
+    root = tmp_path_factory.mktemp("applications")
+    return root, prepare(root, {name: build_application(name, size) for name, size in APPLICATIONS.items()})
+
+
+def check_round_trip(root: Path, name: str, fmt: str, built: dict) -> None:
+    import onnxruntime as ort
+    feeds, want, results = built[name]
+    code, stderr = results[f"{name}.{fmt}"]
+    assert code == 0, stderr
+    source = root / f"{name}_{fmt}.model"
+    assert modelc.check_file(source) == []
+    proto = modelc.compile_file(source, weights=source.with_suffix(".safetensors"))
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = session.run(None, {i.name: f for i, f in zip(session.get_inputs(), feeds)})
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5 * max(1.0, float(np.abs(w).max())))
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+@pytest.mark.parametrize("name", list(CASES))
+def test_round_trip_matches_keras(imported, name, fmt):
+    check_round_trip(*imported[:1], name, fmt, imported[1])
+
+
+@pytest.mark.parametrize("name", list(APPLICATIONS))
+def test_applications_round_trip(applications, name):
+    check_round_trip(applications[0], name, "keras", applications[1])
