@@ -151,9 +151,11 @@ class KerasFile:
             return []
         names = [n.decode() if isinstance(n, bytes) else str(n) for n in top.attrs.get("weight_names", [])]
         # Keras 3 writes `sequential/dense/kernel` (the model's name first), Keras 2 `dense/kernel:0`
-        for chain in ("/".join(r.name for r in where), "/".join(r.name for r in where[1:])):
+        # (a model nested two deep is named from the inner model: `inner/dense/kernel`)
+        for k in range(len(where)):
+            chain = "/".join(r.name for r in where[k:])
             chosen = [n for n in names if f"/{chain}/" in f"/{n}"]
-            if chosen or len(where) == 1:
+            if chosen:
                 return [(n.split(":")[0], np.asarray(top[n])) for n in chosen]
         return []
 

@@ -160,10 +160,11 @@ class Importer:
         for n in unit.nodes:
             for r in [*n.inputs, *n.tensor_kwargs.values()]:
                 uses[r] = uses.get(r, 0) + 1
-        uses[unit.output] = uses.get(unit.output, 0) + 1
-        writer.write([Unit([n]) for n in unit.nodes], uses, [unit.output])
+        output = Ref(self.index_of(unit.nodes[-1]))   # the first segment's output
+        uses[output] = uses.get(output, 0) + 1
+        writer.write([Unit([n]) for n in unit.nodes], uses, [output])
         self.defs.append(f"layer {name}({x}) {{\n" + "\n".join(writer.body.lines)
-                         + f"\n{INDENT}return {writer.text[unit.output]}\n}}")
+                         + f"\n{INDENT}return {writer.text[output]}\n}}")
         return name, writer.body
 
     # --- weights -------------------------------------------------------------------------------------

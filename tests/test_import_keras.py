@@ -60,9 +60,11 @@ def randomize(model):
     rng = np.random.default_rng(1)
     for w in model.weights:
         shape = tuple(w.shape)
+        if w.path.split("/")[-2].startswith("normalization"):
+            continue   # an adapted Normalization keeps the statistics it computed
         if "variance" in w.path:
             w.assign(rng.uniform(0.5, 1.5, size=shape).astype(w.dtype))
-        elif "count" not in w.path:
+        else:
             w.assign((rng.normal(size=shape) * 0.3).astype(w.dtype))
     return model
 
