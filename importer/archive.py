@@ -83,7 +83,7 @@ class KerasFile:
             raise failure(path, f"cannot read: {e.strerror}") from None
         if not self.path.is_file():
             raise failure(path, "no such file")
-        if zipfile.is_zipfile(self.path):
+        if head[:2] == b"PK" or zipfile.is_zipfile(self.path):
             self.config, self._h5 = self._open_archive()
         elif head == HDF5_SIGNATURE:
             self.config, self._h5 = self._open_legacy()

@@ -68,7 +68,7 @@ class Importer:
             self.defs.append(f"layer {name}({', '.join(params)}) {{\n" + "\n".join(body.lines) + "\n}")
             return Stage("layer", name, layer=name, body=body)
         try:
-            return convert(layer.class_name, layer.config, layer.module)
+            return convert(layer.class_name, layer.config, layer.module, layer.rank)
         except Unsupported as e:
             return self.unsupported(node, str(e))
 

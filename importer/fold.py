@@ -4,13 +4,15 @@ A graph's nodes are in topological order. After node i, the *live* tensors are t
 inputs included) that a later node or the model's outputs still use. Where node i's output is the only live
 tensor, the graph can be cut: everything after depends on it alone. The nodes between two cuts form a
 *segment* with one input and one output (a residual block, a DenseNet conv block; in a plain chain every
-node is its own segment). A segment's signature is its layers' imported text (class, hyperparameters,
+node is its own segment); a one-node segment whose Keras name continues the name prefix of the segment
+before it joins it (ResNet's `conv2_block1_out` relu after the block's add). A segment's signature is its layers' imported text (class, hyperparameters,
 weight names) and its inner wiring, names left out. Consecutive segments with equal signatures form a run:
 a run of one-node segments is written `repeat N stage`; a run of larger segments (or one such segment)
 becomes a user layer, applied with `repeat N` when N > 1. Segments that apply a shared layer stay inline,
 except a shared layer applied to its own output N times, which is `repeat N shared stage`."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable, Hashable
 
@@ -61,7 +63,23 @@ def segments(g: Graph) -> list[tuple[Ref | None, list[int]]]:
                         if not start <= r.node <= end}
             out.append((prev if prev is not None and external <= {prev} else None, idx))
         start, prev = end + 1, Ref(end)
-    return out
+    return _attach_tails(g, out)
+
+
+def _attach_tails(g: Graph, segs: list[tuple[Ref | None, list[int]]]) -> list[tuple[Ref | None, list[int]]]:
+    """A one-node segment whose Keras name continues the name prefix of the block before it joins that block
+    (ResNet's `conv2_block1_out` after `conv2_block1_add`): a block's last step often follows its merge."""
+    merged: list[tuple[Ref | None, list[int]]] = []
+    for inp, idx in segs:
+        if merged and len(idx) == 1 and len(merged[-1][1]) > 1:
+            names = [g.nodes[i].layer.name for i in merged[-1][1]]
+            prefix = os.path.commonprefix(names)
+            prefix = prefix[:prefix.rfind("_") + 1]
+            if prefix and g.nodes[idx[0]].layer.name.startswith(prefix):
+                merged[-1][1].append(idx[0])
+                continue
+        merged.append((inp, list(idx)))
+    return merged
 
 
 def is_chain(g: Graph, idx: list[int]) -> bool:

@@ -29,6 +29,7 @@ class Layer:
     where: tuple[LayerRef, ...]      # its place: the containers from the top, then itself
     module: str = ""
     registered: str = ""
+    rank: int | None = None           # its input's rank, where the config's build_config says it
     sub: "Graph | None" = None        # a nested model's own graph
     calls: int = 0
 
@@ -76,10 +77,15 @@ def build(config: dict, where: tuple[LayerRef, ...] = ()) -> Graph:
 
 def _layer(spec: dict, key: str | None, where: tuple[LayerRef, ...]) -> Layer:
     cls, cfg = spec["class_name"], spec.get("config", {})
+    registered = str(spec.get("registered_name") or "")
+    if ">" in cls:   # a legacy file names a registered custom class `package>Class`
+        registered, cls = cls, cls.rsplit(">", 1)[1]
     name = cfg.get("name") or spec.get("name") or key or cls
     here = (*where, LayerRef(name, cls, key or ""))
     module = "keras.src.ops" if is_operation(spec) else str(spec.get("module") or "keras.layers")
-    layer = Layer(cls, name, cfg, here, module, registered=str(spec.get("registered_name") or ""))
+    shape = (spec.get("build_config") or {}).get("input_shape")
+    rank = len(shape) if isinstance(shape, list) and shape and not isinstance(shape[0], list) else None
+    layer = Layer(cls, name, cfg, here, module, registered=registered, rank=rank)
     if cls in MODEL_CLASSES or (isinstance(cfg, dict) and "layers" in cfg and cls not in ("Bidirectional",)):
         layer.sub = build(spec, here)
     return layer

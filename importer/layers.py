@@ -108,7 +108,7 @@ def _keras_key(modelc_key: str, layer: str) -> str:
     return modelc_key
 
 
-def builtin(class_name: str, cfg: dict, skip: tuple[str, ...] = ()) -> tuple[str, list[str], dict[str, str]]:
+def builtin(class_name: str, cfg: dict, rank: int | None = None) -> tuple[str, list[str], dict[str, str]]:
     """A built-in layer's call from a Keras config: required hyperparameters positionally, the others by
     keyword where they differ from modelc's default (initializers are left out: the weights are given)."""
     layer = KERAS_LAYERS[class_name]
@@ -118,9 +118,11 @@ def builtin(class_name: str, cfg: dict, skip: tuple[str, ...] = ()) -> tuple[str
     args, kwargs = [], {}
     for key, kind, default in BUILTIN_LAYERS[layer].hparams:
         keras_key = _keras_key(key, layer)
-        if kind in ("initializer", "tensor") or key in skip or keras_key not in cfg:
+        if kind in ("initializer", "tensor") or keras_key not in cfg:
             continue
         value = _collapse(key, cfg[keras_key])
+        if key == "axis" and rank is not None and value in (rank - 1, [rank - 1], [-1]):
+            value = -1   # the last axis, as modelc's default says it
         if kind == "layer":
             value = activation(value, "")
             if value == default:
@@ -216,7 +218,7 @@ OPS: dict[str, Callable[[dict], Callable[[list[str]], str]]] = {
 }
 
 
-def convert(class_name: str, cfg: dict, module: str = "") -> Stage:
+def convert(class_name: str, cfg: dict, module: str = "", rank: int | None = None) -> Stage:
     """How a Keras layer of this class and config imports; Unsupported if it has no counterpart."""
     if module.startswith("keras.src.ops") and class_name in OPS:
         return Stage("expr", "", expr=OPS[class_name](cfg))
@@ -226,5 +228,5 @@ def convert(class_name: str, cfg: dict, module: str = "") -> Stage:
         return Stage("expr", "", expr=MERGES[class_name], loose=class_name in LOOSE)
     if class_name not in KERAS_LAYERS:
         raise Unsupported("")
-    layer, args, kwargs = builtin(class_name, cfg)
+    layer, args, kwargs = builtin(class_name, cfg, rank)
     return Stage("layer", call_text(layer, args, kwargs), _weights(class_name, cfg), layer=layer)
