@@ -16,9 +16,30 @@ def import_keras(path: str | os.PathLike, stub_unknown: bool = False,
     from .convert import Importer
     file = KerasFile(path)
     try:
-        return Importer(file, stub_unknown).model(weights_name)
+        text, weights = Importer(file, stub_unknown).model(weights_name)
     finally:
         file.close()
+    _verify(path, text, weights)
+    return text, weights
+
+
+def _verify(path: str | os.PathLike, text: str, weights: dict[str, np.ndarray]) -> None:
+    """The written source checks, and its weights are exactly the file's, name for name and shape for shape:
+    what `modelc compile --weights` will bind. A difference is the importer's fault, said as such."""
+    from ..compiler import driver
+    from ..compiler.source import ModelcError
+    from .archive import failure
+    try:
+        params = driver.params_of(driver.load_source(text, str(Path(path).with_suffix(".model"))))
+    except ModelcError as e:
+        raise failure(path, "the imported source does not compile (please report it with the Keras file): "
+                            + "; ".join(d.message for d in e.diagnostics)) from None
+    want = {p["name"]: tuple(p["shape"]) for p in params}
+    got = {k: tuple(v.shape) for k, v in weights.items()}
+    if want != got:
+        wrong = sorted(set(want.items()) ^ set(got.items()))[:4]
+        raise failure(path, f"the imported weights do not match the source's (please report it with the Keras "
+                            f"file): {wrong}")
 
 
 def write_import(path: str | os.PathLike, output: str | os.PathLike | None = None,
