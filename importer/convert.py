@@ -192,8 +192,10 @@ class Importer:
         weights: dict[str, np.ndarray] = {}
         self.collect(body.slots, "", weights)
         kind = "legacy HDF5" if self.file.legacy else "Keras 3 archive"
-        head = HEADER.format(file=self.file.path.name, kind=kind, weights=weights_name or self.file.path.with_suffix(".safetensors").name)
-        text = head + "".join(d + "\n\n" for d in self.defs) + f"model {name}({ins}) {{\n" + "\n".join(body.lines) + "\n}\n"
+        weights_name = weights_name or self.file.path.with_suffix(".safetensors").name
+        head = HEADER.format(file=self.file.path.name, kind=kind, weights=weights_name)
+        model = f"model {name}({ins}) {{\n" + "\n".join(body.lines) + "\n}\n"
+        text = head + "".join(d + "\n\n" for d in self.defs) + model
         return text, weights
 
 

@@ -5,10 +5,11 @@ inputs included) that a later node or the model's outputs still use. Where node 
 tensor, the graph can be cut: everything after depends on it alone. The nodes between two cuts form a
 *segment* with one input and one output (a residual block, a DenseNet conv block; in a plain chain every
 node is its own segment); a one-node segment whose Keras name continues the name prefix of the segment
-before it joins it (ResNet's `conv2_block1_out` relu after the block's add). A segment's signature is its layers' imported text (class, hyperparameters,
-weight names) and its inner wiring, names left out. Consecutive segments with equal signatures form a run:
-a run of one-node segments is written `repeat N stage`; a run of larger segments (or one such segment)
-becomes a user layer, applied with `repeat N` when N > 1. Segments that apply a shared layer stay inline,
+before it joins it (ResNet's `conv2_block1_out` relu after the block's add). A segment's signature is its
+layers' imported text (class, hyperparameters, weight names) and its inner wiring, names left out.
+Consecutive segments with equal signatures form a run: a run of one-node segments is written `repeat N
+stage`; a run of larger segments, or one segment that branches, becomes a user layer, applied with
+`repeat N` when N > 1. Segments that apply a shared layer stay inline,
 except a shared layer applied to its own output N times, which is `repeat N shared stage`."""
 from __future__ import annotations
 
