@@ -8,9 +8,9 @@ node is its own segment); a one-node segment whose Keras name continues the name
 before it joins it (ResNet's `conv2_block1_out` relu after the block's add). A segment's signature is its
 layers' imported text (class, hyperparameters, weight names) and its inner wiring, names left out.
 Consecutive segments with equal signatures form a run: a run of one-node segments is written `repeat N
-stage`; a run of larger segments, or one segment that branches, becomes a user layer, applied with
-`repeat N` when N > 1. Segments that apply a shared layer stay inline,
-except a shared layer applied to its own output N times, which is `repeat N shared stage`."""
+stage`; a run of larger segments, or one segment that branches and whose layers share a Keras name prefix
+(`conv2_block1_`), becomes a user layer, applied with `repeat N` when N > 1. Segments that apply a shared
+layer stay inline, except a shared layer applied to its own output N times: `repeat N shared stage`."""
 from __future__ import annotations
 
 import os
@@ -67,15 +67,19 @@ def segments(g: Graph) -> list[tuple[Ref | None, list[int]]]:
     return _attach_tails(g, out)
 
 
+def name_prefix(names: list[str]) -> str:
+    """The Keras name prefix several layers share, up to an underscore (`conv2_block1_`), or ""."""
+    prefix = os.path.commonprefix(names) if len(names) > 1 else ""
+    return prefix[:prefix.rfind("_") + 1]
+
+
 def _attach_tails(g: Graph, segs: list[tuple[Ref | None, list[int]]]) -> list[tuple[Ref | None, list[int]]]:
     """A one-node segment whose Keras name continues the name prefix of the block before it joins that block
     (ResNet's `conv2_block1_out` after `conv2_block1_add`): a block's last step often follows its merge."""
     merged: list[tuple[Ref | None, list[int]]] = []
     for inp, idx in segs:
         if merged and len(idx) == 1 and len(merged[-1][1]) > 1:
-            names = [g.nodes[i].layer.name for i in merged[-1][1]]
-            prefix = os.path.commonprefix(names)
-            prefix = prefix[:prefix.rfind("_") + 1]
+            prefix = name_prefix([g.nodes[i].layer.name for i in merged[-1][1]])
             if prefix and g.nodes[idx[0]].layer.name.startswith(prefix):
                 merged[-1][1].append(idx[0])
                 continue
@@ -127,7 +131,7 @@ def fold(g: Graph, stage_key: Callable[[Node], Hashable], foldable: Callable[[No
         while j < len(segs) and segs[j][0] is not None and len(segs[j][1]) == len(idx) and \
                 all(foldable(g.nodes[i]) for i in segs[j][1]) and signature(g, segs[j][1], stage_key) == sig:
             j += 1
-        if j - k == 1 and is_chain(g, idx):
+        if j - k == 1 and (is_chain(g, idx) or not name_prefix([g.nodes[i].layer.name for i in idx])):
             units += [Unit([g.nodes[i]]) for i in idx]
         else:
             run = [[g.nodes[i] for i in s[1]] for s in segs[k:j]]

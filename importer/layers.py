@@ -128,7 +128,8 @@ def builtin(class_name: str, cfg: dict, rank: int | None = None) -> tuple[str, l
             if value == default:
                 continue
             text = value
-        elif value is None or value == default or (key == "strides" and value == _collapse(key, cfg.get("pool_size"))):
+        elif value is None or value == default or (key == "value_dim" and value == cfg.get("key_dim")) or (
+                key == "strides" and value == _collapse(key, cfg.get("pool_size"))):
             continue
         else:
             text = literal(value)

@@ -5,7 +5,6 @@ compiler gives them (compiler/builder.py `instance_name`), so each weight is fil
 from __future__ import annotations
 
 import keyword
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from ..compiler.functions import FUNCTIONS
 from ..compiler.keras_names import KERAS_DEFAULT_NAMES, modelc_weight_name
 from ..compiler.layers import BUILTIN_LAYERS
-from .fold import Unit, fold
+from .fold import Unit, fold, name_prefix
 from .graph import Graph, Node, Ref
 from .layers import Stage, literal
 
@@ -109,11 +108,6 @@ def render(value: Any, text: dict[Ref, str]) -> str:
     return literal(value)
 
 
-def common_prefix(names: list[str]) -> str:
-    prefix = os.path.commonprefix(names) if len(names) > 1 else ""
-    return prefix[:prefix.rfind("_") + 1] if "_" in prefix else ""
-
-
 class BodyWriter:
     """Writes one body: its statements, and the weighted instances in it."""
 
@@ -206,7 +200,7 @@ class BodyWriter:
 def block_prefix(segments: list[list[Node]]) -> str | None:
     """The Keras name prefix every segment's layers share (`conv2_block2_`), when what follows it is the same
     in each segment (so the block's layers keep Keras' names); None otherwise."""
-    prefixes = [common_prefix([n.layer.name for n in seg]) for seg in segments]
+    prefixes = [name_prefix([n.layer.name for n in seg]) for seg in segments]
     if not all(prefixes):
         return None
     rests = {tuple(n.layer.name[len(p):] for n in seg) for p, seg in zip(prefixes, segments)}

@@ -398,3 +398,47 @@ def test_unreadable_files_are_clear_errors(tmp_path, capsys):
         code, err = import_main(capsys, path, "-o", tmp_path / "out.model")
         assert code == 1 and f"{path}: {message}" in err, err
     assert not (tmp_path / "out.model").exists()
+
+
+# --- the command line, the Python API, the docs ------------------------------------------------------------
+def test_imported_model_compiles_from_the_command_line_and_api_matches(imported, tmp_path):
+    """`modelc compile model.model --weights model.safetensors` just works; `modelc.import_keras` returns
+    what `modelc import` wrote."""
+    from helpers import run_cli
+    from safetensors.numpy import load_file
+    root, built = imported
+    source = root / "book_regressor_keras.model"
+    r = run_cli("compile", source, "--weights", source.with_suffix(".safetensors"), "-o", tmp_path / "book.onnx")
+    assert r.returncode == 0 and "initialized" not in r.stderr, r.stderr
+    import onnxruntime as ort
+    feeds, want, _ = built["book_regressor"]
+    got = ort.InferenceSession(str(tmp_path / "book.onnx")).run(None, {"x": feeds[0]})[0]
+    np.testing.assert_allclose(got, want[0], rtol=1e-5, atol=1e-5 * float(np.abs(want[0]).max()))
+    text, weights = modelc.import_keras(root / "book_regressor.keras")
+    written = load_file(str(source.with_suffix(".safetensors")))
+    assert text.splitlines()[1:] == source.read_text().splitlines()[1:]   # the header names the weights file
+    assert weights.keys() == written.keys() and all(np.array_equal(weights[k], written[k]) for k in weights)
+    assert "-> repeat 4 block" in text   # the book's ResidualBlock, applied 4 times
+
+
+def test_without_h5py_the_import_extra_is_named(imported):
+    root, _ = imported
+    code = ("import sys\nclass Refuse:\n    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] == 'h5py': raise ImportError(name)\n"
+            "sys.meta_path.insert(0, Refuse())\nfrom modelc.cli import main\n"
+            f"sys.exit(main(['import', {str(root / 'mlp_dense.keras')!r}, '-o', {str(root / 'x.model')!r}]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 1 and "pip install 'modelc-onnx[import]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_docs_name_every_keras_class_that_imports():
+    from modelc.compiler.keras_names import KERAS_LAYERS
+    from modelc.importer.layers import MERGES, SPECIAL
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "importing.md").read_text()
+    table = doc[doc.index("### Keras names and modelc names"):doc.index("## How folding works")]
+    for keras_class, name in KERAS_LAYERS.items():
+        assert f"`{keras_class}`" in table and f"`{name}`" in table, keras_class
+    for keras_class in [*SPECIAL, *(m for m in MERGES if m[0].isupper() and m not in ("Divide", "TrueDivide",
+                                                                                       "NotEqual", "Equal",
+                                                                                       "Greater", "Less"))]:
+        assert f"`{keras_class}`" in doc, keras_class
