@@ -103,7 +103,8 @@ def _sequential(cfg: dict, where: tuple[LayerRef, ...]) -> Graph:
     if specs and specs[0]["class_name"] == "InputLayer":
         first = _input_of(specs[0])
     else:
-        shape = cfg.get("build_input_shape") or (specs[0].get("build_config") or {}).get("input_shape")
+        shape = cfg.get("build_input_shape") or (specs[0].get("build_config") or {}).get("input_shape") \
+            or specs[0].get("config", {}).get("batch_input_shape")   # Keras 2
         dtype = cfg.get("dtype") if isinstance(cfg.get("dtype"), str) else "float32"
         first = Input("x", dtype, list(shape or [None]))
     nodes: list[Node] = []
@@ -142,8 +143,23 @@ class _Tensors:
         return value
 
 
+def _keras3_node(node: Any) -> dict:
+    """A Keras 2 inbound node (`[[name, node, index, kwargs], ...]`) in Keras 3's form (`{"args", "kwargs"}`)."""
+    if isinstance(node, dict):
+        return node
+
+    def tensor(ref: list) -> dict:
+        return {"class_name": "__keras_tensor__", "config": {"keras_history": list(ref[:3])}}
+    tensors = [tensor(ref) for ref in node]
+    kwargs = {k: tensor(v) if isinstance(v, list) and v and isinstance(v[0], str) else v
+              for ref in node if len(ref) > 3 and isinstance(ref[3], dict) for k, v in ref[3].items()}
+    return {"args": tensors if len(tensors) == 1 else [tensors], "kwargs": kwargs}
+
+
 def _functional(cls: str, cfg: dict, where: tuple[LayerRef, ...]) -> Graph:
     specs = cfg["layers"]
+    for spec in specs:
+        spec["inbound_nodes"] = [_keras3_node(n) for n in spec.get("inbound_nodes", [])]
     keys = container_keys(specs, sequential=False)
     position = {(s.get("name") or s["config"]["name"]): i for i, s in enumerate(specs)}
     inputs = [r[0] for r in _refs(cfg["input_layers"])]

@@ -260,7 +260,7 @@ def prepare(root: Path, built: dict) -> dict:
             want = model(feeds if len(feeds) > 1 else feeds[0], training=False)
         want = [keras.ops.convert_to_numpy(w) for w in (want if isinstance(want, (list, tuple)) else [want])]
         assert all(np.ptp(w) > 0 for w in want), f"{name}: a constant prediction checks nothing"
-        for fmt in ["keras"] if name in APPLICATIONS else ["keras", "h5"]:
+        for fmt in ["keras", "h5"]:
             model.save(root / f"{name}.{fmt}")
             jobs.append([str(root / f"{name}.{fmt}"), "-o", str(root / f"{name}_{fmt}.model")])
         built[name] = (feeds, want)
@@ -301,9 +301,10 @@ def test_round_trip_matches_keras(imported, name, fmt):
     check_round_trip(*imported[:1], name, fmt, imported[1])
 
 
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
 @pytest.mark.parametrize("name", list(APPLICATIONS))
-def test_applications_round_trip(applications, name):
-    check_round_trip(applications[0], name, "keras", applications[1])
+def test_applications_round_trip(applications, name, fmt):
+    check_round_trip(applications[0], name, fmt, applications[1])
 
 
 def test_resnet50_is_folded_into_repeated_blocks(applications):
@@ -442,3 +443,37 @@ def test_docs_name_every_keras_class_that_imports():
                                                                                        "NotEqual", "Equal",
                                                                                        "Greater", "Less"))]:
         assert f"`{keras_class}`" in doc, keras_class
+
+
+def as_keras2(src: Path, dst: Path) -> None:
+    """A legacy .h5 rewritten as tf.keras 2 wrote it: inbound nodes as `[[name, node, index, kwargs]]`, no
+    `module` or `registered_name`, `batch_input_shape`, weight names with `:0`."""
+    import shutil
+
+    import h5py
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        for spec in config["config"]["layers"]:
+            spec.pop("module", None), spec.pop("registered_name", None)
+            if spec["class_name"] == "InputLayer":
+                spec["config"]["batch_input_shape"] = spec["config"].pop("batch_shape")
+            nodes = []
+            for node in spec["inbound_nodes"]:
+                args = node["args"][0] if isinstance(node["args"][0], list) else node["args"][:1]
+                nodes.append([[*a["config"]["keras_history"], {}] for a in args])
+            spec["inbound_nodes"] = nodes
+        f.attrs["model_config"] = json.dumps(config)
+        for group in f["model_weights"].values():
+            names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
+            for n in names:
+                group.move(n, n + ":0")
+            group.attrs["weight_names"] = [(n + ":0").encode() for n in names]
+
+
+def test_a_keras2_file_imports(imported, tmp_path, capsys):
+    root, built = imported
+    as_keras2(root / "wide_deep.h5", tmp_path / "wide_deep.h5")
+    code, err = import_main(capsys, tmp_path / "wide_deep.h5", "-o", tmp_path / "wide_deep_h5.model")
+    assert code == 0, err
+    check_round_trip(tmp_path, "wide_deep", "h5", {"wide_deep": (*built["wide_deep"][:2], {"wide_deep.h5": [0, ""]})})
