@@ -44,7 +44,7 @@ class Importer:
 
     def stage_key(self, node: Node) -> Hashable:
         s = self.stage(node)
-        return (s.kind, s.text, tuple(s.weights), node.layer.class_name, s.body is not None)
+        return (s.kind, s.text, s.post, tuple(s.weights), node.layer.class_name, s.body is not None)
 
     def foldable(self, node: Node) -> bool:
         return node.layer.calls == 1 and not self.stage(node).stub
@@ -52,7 +52,7 @@ class Importer:
     def stageable(self, node: Node) -> bool:
         s = self.stage(node)
         return s.kind in ("layer", "function") and len(node.inputs) == 1 and not node.tensor_kwargs \
-            and not self.is_tuple(node) and s.body is None and not s.stub
+            and not self.is_tuple(node) and s.body is None and not s.stub and not s.post
 
     def stage(self, node: Node) -> Stage:
         layer = node.layer

@@ -17,6 +17,9 @@ ACTIVATIONS = {"linear": "linear", "relu": "relu", "elu": "elu", "selu": "selu",
                "gelu": "gelu", "silu": "silu", "swish": "silu", "exponential": "exponential",
                "leaky_relu": "leaky_relu"}
 
+# Keras activations that modelc writes as a function after the layer (no activation layer holds them)
+FUNCTION_ACTIVATIONS = {"relu6": "clip(0.0, 6.0)"}
+
 RNN_CELLS = {"SimpleRNN": "simple_rnn_cell", "LSTM": "lstm_cell", "GRU": "gru_cell"}
 
 # Keras' element-wise merge layers and the keras.ops a Functional model records, as modelc expressions
@@ -57,6 +60,7 @@ class Stage:
     expr: Callable[[list[str]], str] | None = None
     loose: bool = False
     body: Any = None                                # a nested model's body (source.Body)
+    post: str = ""                                  # a function stage after it: its activation (relu6)
     stub: bool = False
 
 
@@ -97,8 +101,8 @@ def activation(value: Any, where: str) -> str:
         return convert(value["class_name"], value.get("config", {})).text
     if value in ACTIVATIONS:
         return ACTIVATIONS[value]
-    raise Unsupported(f"{where}activation '{value}' has no modelc counterpart "
-                      f"(modelc has {', '.join(sorted(set(ACTIVATIONS.values())))})")
+    known = sorted({*ACTIVATIONS.values(), *FUNCTION_ACTIVATIONS})
+    raise Unsupported(f"{where}activation '{value}' has no modelc counterpart (modelc has {', '.join(known)})")
 
 
 def _keras_key(modelc_key: str, layer: str) -> str:
@@ -229,5 +233,19 @@ def convert(class_name: str, cfg: dict, module: str = "", rank: int | None = Non
         return Stage("expr", "", expr=MERGES[class_name], loose=class_name in LOOSE)
     if class_name not in KERAS_LAYERS:
         raise Unsupported("")
+    cfg, post = _split_activation(cfg)
     layer, args, kwargs = builtin(class_name, cfg, rank)
-    return Stage("layer", call_text(layer, args, kwargs), _weights(class_name, cfg), layer=layer)
+    return Stage("layer", call_text(layer, args, kwargs), _weights(class_name, cfg), layer=layer, post=post)
+
+
+def _split_activation(cfg: dict) -> tuple[dict, str]:
+    """An `activation=` modelc writes as a function stage after the layer (relu6, ReLU(max_value=6)):
+    the config without it, and that stage."""
+    value = cfg.get("activation")
+    if isinstance(value, str) and value in FUNCTION_ACTIVATIONS:
+        return {**cfg, "activation": "linear"}, FUNCTION_ACTIVATIONS[value]
+    if isinstance(value, dict) and value.get("class_name") == "ReLU":
+        stage = _relu(value.get("config", {}))
+        if stage.kind == "function":
+            return {**cfg, "activation": "linear"}, stage.text
+    return cfg, ""

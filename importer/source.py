@@ -188,13 +188,14 @@ class BodyWriter:
             args = [render(a, self.text) for a in node.args] if ops else [self.source(r) for r in node.inputs]
             return stage.expr(args), out, False
         text = self.instance(stage, node) if stage.kind == "layer" else stage.text
+        post = f" -> {stage.post}" if stage.post else ""
         if self.pipes(unit):
-            return f"{self.source(node.inputs[0])} -> {text}", out, tuple_
+            return f"{self.source(node.inputs[0])} -> {text}{post}", out, tuple_
         ins = [self.source(r) for r in node.inputs] + [f"{k}={self.text[r]}" for k, r in node.tensor_kwargs.items()]
         if stage.kind == "function":
             name, _, rest = text.partition("(")
             return f"{name}({', '.join(ins)}{', ' + rest[:-1] if rest else ''})", out, tuple_
-        return f"{text}({', '.join(ins)})", out, tuple_
+        return f"{text}({', '.join(ins)}){post}", out, tuple_
 
 
 def block_prefix(segments: list[list[Node]]) -> str | None:

@@ -90,6 +90,8 @@ def mlp_activations():
     h = L.ELU(alpha=0.5)(h)
     h = L.Dense(8, activation="softsign")(h)
     h = L.ReLU(max_value=6.0)(h)
+    h = L.Dense(8, activation=L.LeakyReLU(negative_slope=0.3))(h)        # an activation given as a layer
+    h = L.Dense(8, activation="relu6")(L.Dense(8, activation=L.ReLU(max_value=6.0))(h))
     h = L.Softmax()(L.Dense(4, activation="exponential")(h))
     return keras.Model(x, h), [floats(6)]
 
