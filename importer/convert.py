@@ -5,7 +5,7 @@ layer whose params are declared from the file."""
 from __future__ import annotations
 
 import re
-from typing import Any, Hashable
+from typing import Hashable
 
 import numpy as np
 
@@ -89,11 +89,8 @@ class Importer:
         return self.stub(node, why)
 
     def where(self, node: Node) -> str:
-        chain = " > ".join(f"'{r.name}'" for r in (self.top_ref(), *node.layer.where[:-1]))
+        chain = " > ".join(f"'{name}'" for name in (self.top, *(r.name for r in node.layer.where[:-1])))
         return f"layer '{node.layer.name}' ({node.layer.class_name}) in model {chain}"
-
-    def top_ref(self) -> Any:
-        return type("Top", (), {"name": self.top})()
 
     def stub(self, node: Node, why: str) -> Stage:
         arrays = self.file.weights(node.layer.where)

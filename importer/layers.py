@@ -22,7 +22,8 @@ FUNCTION_ACTIVATIONS = {"relu6": "clip(0.0, 6.0)"}
 
 RNN_CELLS = {"SimpleRNN": "simple_rnn_cell", "LSTM": "lstm_cell", "GRU": "gru_cell"}
 
-# Keras' element-wise merge layers and the keras.ops a Functional model records, as modelc expressions
+# Keras' element-wise merge layers and the keras.ops a Functional model records, as modelc expressions (their
+# operands are always names: an expression's value is bound to a variable before anything uses it)
 MERGES: dict[str, Callable[[list[str]], str]] = {
     "Add": lambda xs: " + ".join(xs), "Subtract": lambda xs: f"{xs[0]} - {xs[1]}",
     "Multiply": lambda xs: " * ".join(xs), "Average": lambda xs: f"({' + '.join(xs)}) / {len(xs)}",
@@ -31,8 +32,6 @@ MERGES: dict[str, Callable[[list[str]], str]] = {
     "NotEqual": lambda xs: f"{xs[0]} != {xs[1]}", "Equal": lambda xs: f"{xs[0]} == {xs[1]}",
     "Greater": lambda xs: f"{xs[0]} > {xs[1]}", "Less": lambda xs: f"{xs[0]} < {xs[1]}",
 }
-# the operators whose result needs parentheses when it is an operand
-LOOSE = {"Add", "Subtract", "NotEqual", "Equal", "Greater", "Less"}
 
 # Keras hyperparameters modelc has no counterpart for: (class, key) -> the values that import
 ONLY = {("Embedding", "mask_zero"): (False,), ("Normalization", "invert"): (False,),
@@ -58,7 +57,6 @@ class Stage:
     weights: list[str | None] = field(default_factory=list)  # modelc names in Keras' order; None: dropped
     layer: str = ""                                 # the modelc layer (its default instance name)
     expr: Callable[[list[str]], str] | None = None
-    loose: bool = False
     body: Any = None                                # a nested model's body (source.Body)
     post: str = ""                                  # a function stage after it: its activation (relu6)
     stub: bool = False
@@ -230,7 +228,7 @@ def convert(class_name: str, cfg: dict, module: str = "", rank: int | None = Non
     if class_name in SPECIAL:
         return SPECIAL[class_name](cfg)
     if class_name in MERGES:
-        return Stage("expr", "", expr=MERGES[class_name], loose=class_name in LOOSE)
+        return Stage("expr", "", expr=MERGES[class_name])
     if class_name not in KERAS_LAYERS:
         raise Unsupported("")
     cfg, post = _split_activation(cfg)
