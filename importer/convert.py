@@ -181,7 +181,13 @@ class Importer:
                     out[f"{path}.{w}"] = array
 
     def model(self, weights_name: str = "") -> tuple[str, dict[str, np.ndarray]]:
-        g = build(self.file.config)
+        try:
+            g = build(self.file.config)
+        except ValueError as e:
+            raise failure(self.file.path, str(e)) from None
+        except (KeyError, TypeError, IndexError) as e:
+            raise failure(self.file.path, f"a model config this importer cannot read ({type(e).__name__}: {e})") \
+                from None
         self.top = g.name
         name = self.names.new(g.name)
         body, params = self.graph_body(g)

@@ -70,6 +70,9 @@ class Graph:
 def build(config: dict, where: tuple[LayerRef, ...] = ()) -> Graph:
     """The graph of a model config (`{"class_name": ..., "config": {...}}`)."""
     cls, cfg = config["class_name"], config["config"]
+    if not isinstance(cfg, dict) or "layers" not in cfg:
+        raise ValueError(f"its model is a {cls.rsplit('>', 1)[-1]} without a layer graph in its config (a subclassed "
+                         "Model: its call() is Python code, never loaded or run); rebuild it as a Functional model")
     if cls == "Sequential":
         return _sequential(cfg, where)
     return _functional(cls, cfg, where)

@@ -389,12 +389,17 @@ def test_unreadable_files_are_clear_errors(tmp_path, capsys):
     unweighted = tmp_path / "unweighted.keras"
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(unweighted, "w") as dst:
         dst.writestr("config.json", src.read("config.json"))
+    subclassed = tmp_path / "subclassed.keras"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(subclassed, "w") as dst:
+        dst.writestr("config.json", json.dumps({"class_name": "MyModel", "config": {"units": 4}}))
+        dst.writestr("model.weights.h5", src.read("model.weights.h5"))
     text = tmp_path / "notes.keras"
     text.write_text("not a model\n")
     weights_only = tmp_path / "only.weights.h5"
     keras.Sequential([keras.Input((3,)), L.Dense(2)]).save_weights(weights_only)
     for path, message in [(corrupt, "a corrupt .keras archive"),
                           (unweighted, "the archive holds no weights (model.weights.h5 is missing)"),
+                          (subclassed, "its model is a MyModel without a layer graph in its config"),
                           (text, "not a Keras model file (neither a .keras zip archive nor an HDF5 .h5 file)"),
                           (weights_only, "a weights-only file (model.save_weights)"),
                           (tmp_path / "missing.keras", "no such file")]:
