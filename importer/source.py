@@ -161,6 +161,8 @@ class BodyWriter:
             head, *stages = line.split(" -> ")
             pad = INDENT + " " * (line.index("=") + 2 if "=" in head else 4)
             line = head + "".join(f"\n{pad}-> {s}" for s in stages)
+        elif len(line) + len(INDENT) > WIDTH and line.endswith(")"):
+            line = wrap_arguments(line)
         self.body.lines.append(INDENT + line)
 
     def pipes(self, unit: Unit) -> bool:
@@ -196,6 +198,26 @@ class BodyWriter:
             name, _, rest = text.partition("(")
             return f"{name}({', '.join(ins)}{', ' + rest[:-1] if rest else ''})", out, tuple_
         return f"{text}({', '.join(ins)}){post}", out, tuple_
+
+
+def wrap_arguments(line: str) -> str:
+    """A long call's arguments one per line, under its last parenthesis: `f(a,\n  b)`."""
+    depth, start = 0, None
+    for i in range(len(line) - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(line[i], 0)
+        if depth == 0:
+            start = i
+            break
+    args, depth, begin = [], 0, start + 1 if start is not None else 0
+    for i in range(begin, len(line) - 1):
+        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(line[i], 0)
+        if line[i] == "," and depth == 0:
+            args.append(line[begin:i].strip())
+            begin = i + 1
+    args.append(line[begin:-1].strip())
+    if start is None or len(args) < 2:
+        return line
+    return line[:start + 1] + (",\n" + INDENT + " " * (start + 1)).join(args) + ")"
 
 
 def block_prefix(segments: list[list[Node]]) -> str | None:
