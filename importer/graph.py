@@ -121,7 +121,9 @@ def _sequential(cfg: dict, where: tuple[LayerRef, ...]) -> Graph:
 
 
 def _refs(value: Any) -> list:
-    """Keras' [name, node, index] triples: one, or a list of them."""
+    """Keras' [name, node, index] triples: one, a list of them, or a dict of them (named inputs or outputs)."""
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in _refs(v)]
     return [value] if value and isinstance(value[0], str) else list(value or [])
 
 
