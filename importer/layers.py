@@ -7,15 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..compiler.keras_names import KERAS_KEYWORDS, KERAS_LAYERS
+from ..compiler.keras_names import KERAS_ACTIVATIONS as ACTIVATIONS, KERAS_KEYWORDS, KERAS_LAYERS
 from ..compiler.layers import BUILTIN_LAYERS
 from ..compiler.layers_base import REQUIRED
-
-# Keras activation names (as a config stores them) -> modelc activation layers
-ACTIVATIONS = {"linear": "linear", "relu": "relu", "elu": "elu", "selu": "selu", "sigmoid": "sigmoid",
-               "tanh": "tanh", "softmax": "softmax", "softplus": "softplus", "softsign": "softsign",
-               "gelu": "gelu", "silu": "silu", "swish": "silu", "exponential": "exponential",
-               "leaky_relu": "leaky_relu"}
 
 # Keras activations that modelc writes as a function after the layer (no activation layer holds them)
 FUNCTION_ACTIVATIONS = {"relu6": "clip(0.0, 6.0)"}
