@@ -32,6 +32,13 @@ KERAS_LAYERS: dict[str, str] = {
     **{f"UpSampling{d}": f"upsampling{d.lower()}" for d in _DIMS[:2]},
 }
 
+# Keras activation (as a layer config names it) -> modelc activation layer (`modelc import` reads these)
+KERAS_ACTIVATIONS: dict[str, str] = {
+    **{name: name for name in ("linear", "relu", "elu", "selu", "sigmoid", "tanh", "softmax", "softplus", "softsign",
+                               "gelu", "silu", "exponential", "leaky_relu")},
+    "swish": "silu",
+}
+
 # Keras metric or loss (function name, class name, string alias) -> modelc built-in metric
 KERAS_METRICS: dict[str, str] = {
     "Mean": "mean",

@@ -10,7 +10,7 @@ from typing import Any
 
 from .version import __version__ as __version__  # the package's version, from modelc/version.py
 
-_API = {"compile_file", "compile_source", "check_file", "check_source", "params", "summary",
+_API = {"import_keras", "compile_file", "compile_source", "check_file", "check_source", "params", "summary",
         "save", "Diagnostic", "ModelcError"}
 
 

@@ -9,9 +9,10 @@ from .compiler.imports import confined_imports
 from .compiler.source import Diagnostic, ModelcError
 
 if TYPE_CHECKING:
+    import numpy as np
     import onnx
 
-__all__ = ["compile_file", "compile_source", "check_file", "check_source", "params", "summary", "save",
+__all__ = ["import_keras", "compile_file", "compile_source", "check_file", "check_source", "params", "summary", "save",
            "Diagnostic", "ModelcError"]
 
 
@@ -99,3 +100,10 @@ def summary(path: str | os.PathLike, model: str | None = None, *, import_root: s
         lowered = driver.lower_program(driver.load_file(path), model)
     return [{"path": r.path, "layer": r.layer, "output_shape": list(r.output.shape) if r.output else None,
              "params": r.params, "value": r.value} for r in lowered.layers]
+
+
+def import_keras(path: str | os.PathLike, stub_unknown: bool = False) -> "tuple[str, dict[str, np.ndarray]]":
+    """A Keras model file (.keras, or a legacy .h5 full-model file) as .model source and its weights by
+    modelc path, as `modelc import` writes them (no Keras needed: h5py, the `import` extra)."""
+    from .importer import import_keras as run
+    return run(path, stub_unknown)

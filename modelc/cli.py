@@ -135,6 +135,13 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from .importer import write_import
+    model, weights, n = write_import(args.file, args.output, args.stub_unknown)
+    print(f"wrote {model} and {weights} ({n} weights)")
+    return EXIT_OK
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="which model of the file (needed when it holds several)")
     add_import_root(p)
@@ -197,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_params)
+
+    p = sub.add_parser("import", help="a Keras model (.keras, legacy .h5) as .model source and .safetensors weights")
+    p.add_argument("file", help="a .keras archive or a legacy .h5 full-model file")
+    p.add_argument("-o", "--output", help="the .model to write (default: FILE with .model); the weights go beside "
+                                          "it as .safetensors")
+    p.add_argument("--stub-unknown", action="store_true",
+                   help="write a stub layer (params declared from the file) for each layer that cannot import")
+    p.set_defaults(run=cmd_import)
 
     from .runtime_cli import add_runtime_commands
     add_runtime_commands(sub)

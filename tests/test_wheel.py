@@ -50,6 +50,7 @@ def test_the_wheel_holds_every_data_file(wheel: Path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert [f for f in DATA_FILES if f not in names] == []
     assert not any(n.startswith(("tests/", "bench/", "samples/")) for n in names)
+    assert "modelc/importer/archive.py" in names   # every sub-package of pyproject's package-dir
 
 
 def test_the_installed_wheel_checks_compiles_and_evaluates(installed: Path, tmp_path: Path):
