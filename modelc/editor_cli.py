@@ -46,3 +46,23 @@ def add_editor_commands(sub: argparse._SubParsersAction) -> None:
                    help="change nothing: print the diff and exit 1 when a file is not formatted")
     p.add_argument("--stdin", action="store_true", help="format standard input to standard output")
     p.set_defaults(run=cmd_fmt)
+    add_plot_command(sub)
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .compiler import driver
+    from .editor.plot import render, to_dot
+    model = driver.lower_program(driver.load_file(args.file), args.model)
+    render(to_dot(model, expand=args.expand), args.output)
+    print(f"wrote {args.output}")
+    return EXIT_OK
+
+
+def add_plot_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="a picture of a model: its layers, shapes and parameter counts")
+    p.add_argument("file", help="a .model file")
+    p.add_argument("--model", help="which model of the file (needed when it holds several)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="model.svg or model.png (rendered by Graphviz's dot), or model.dot (needs nothing)")
+    p.add_argument("--expand", action="store_true", help="open each user layer into a cluster of its layers")
+    p.set_defaults(run=cmd_plot)
