@@ -103,27 +103,54 @@ def draw_block(g: Graph, block: ir.Block, producers: dict[str, str], prefix: str
     group_of = {p: grp for grp in block.repeats if grp.paths for p in grp.paths}
     opened: dict[str, dict[str, str | None]] = {}   # an expanded box: its block's outputs -> inner producers
     drawn: set[str] = set()
-    for item in block.items:
-        owner = owner_of(item, rows)
-        if owner is None:
-            draw_operator(g, item, producers, prefix, indent)  # type: ignore[arg-type]
-            continue
+    owners = [owner_of(item, rows) for item in block.items]
+    # a layer with no node of its own (dropout at inference) passes its input on: drawn when that is made
+    itemless: dict[str, list[str]] = {}
+    for r in block.layers:
+        if r.path not in owners:
+            itemless.setdefault(r.value, []).append(r.path)
+
+    def place(owner: str) -> str:
         group = group_of.get(owner)
         box = prefix + (f"repeat:{group.paths[0]}" if group else f"layer:{owner}")
-        if box in opened:   # a later instance of an expanded repeat: its outputs are the cluster's
-            for out, inner in zip(item.outputs, item.block.outputs):  # type: ignore[union-attr]
-                producers[out] = opened[box].get(inner.name)  # type: ignore[assignment]
-            continue
-        if expand and isinstance(item, ir.Call) and visible(item.block):
-            opened[box] = draw_cluster(g, item, box, box_label(owner, rows, group), producers, expand, indent)
-            continue
         if box not in drawn:
             drawn.add(box)
             g.node(box, "repeat" if group else "layer", box_label(owner, rows, group), indent)
-        for value in item.inputs:
-            g.edge(producers.get(value), box)
-        for value in item.outputs:
-            producers[value] = box
+        return box
+
+    def made(values: list[str]) -> None:
+        for value in values:
+            for owner in itemless.pop(value, []):
+                box = place(owner)
+                g.edge(producers.get(value), box)
+                producers[value] = box
+
+    made([v.name for v in block.inputs])
+    for item, owner in zip(block.items, owners):
+        if owner is None:
+            draw_operator(g, item, producers, prefix, indent)  # type: ignore[arg-type]
+        elif expand and isinstance(item, ir.Call) and visible(item.block):
+            open_layer(g, item, owner, rows, group_of.get(owner), producers, opened, prefix, expand, indent)
+        else:
+            box = place(owner)
+            for value in item.inputs:
+                g.edge(producers.get(value), box)
+            for value in item.outputs:
+                producers[value] = box
+        made(item.outputs)
+
+
+def open_layer(g: Graph, call: ir.Call, owner: str, rows: dict[str, ir.LayerRow], group: ir.RepeatGroup | None,
+               producers: dict[str, str], opened: dict[str, dict[str, str | None]], prefix: str, expand: bool,
+               indent: str) -> None:
+    """A user layer drawn as a cluster; a later instance of the same repeat stage reuses its cluster."""
+    key = group.paths[0] if group else owner
+    box = prefix + (f"repeat:{key}" if group else f"layer:{key}")
+    if key not in opened:
+        opened[key] = draw_cluster(g, call, box, box_label(owner, rows, group), producers, expand, indent)
+        return
+    for out, inner in zip(call.outputs, call.block.outputs):
+        producers[out] = opened[key].get(inner.name)  # type: ignore[assignment]
 
 
 def draw_operator(g: Graph, node: ir.Node, producers: dict[str, str], prefix: str, indent: str) -> None:
