@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     import onnx
 
 __all__ = ["compile_file", "compile_source", "check_file", "check_source", "params", "summary", "save",
-           "Diagnostic", "ModelcError"]
+           "Diagnostic", "ModelcError", "fmt", "plot"]
 
 
 def check_source(text: str, file: str = "<string>") -> list[Diagnostic]:
@@ -76,3 +76,20 @@ def summary(path: str | os.PathLike, model: str | None = None) -> list[dict[str,
     lowered = driver.lower_program(driver.load_file(path), model)
     return [{"path": r.path, "layer": r.layer, "output_shape": list(r.output.shape) if r.output else None,
              "params": r.params, "value": r.value} for r in lowered.layers]
+
+
+def fmt(text: str, file: str = "<string>") -> str:
+    """`modelc fmt` on text: the canonical layout, comments kept. Raises ModelcError when it does not parse.
+
+    >>> import modelc
+    >>> print(modelc.fmt("layer f(x)=x->relu  # a comment"), end="")
+    layer f(x) = x -> relu  # a comment
+    """
+    from .editor.fmt import format_text
+    return format_text(text, file)
+
+
+def plot(path: str | os.PathLike, output: str | os.PathLike, model: str | None = None, expand: bool = False) -> None:
+    """`modelc plot`: the model's graph to a .svg or .png (Graphviz's dot renders them) or a .dot file."""
+    from .editor.plot import render, to_dot
+    render(to_dot(driver.lower_program(driver.load_file(path), model), expand=expand), output)

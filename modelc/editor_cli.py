@@ -50,10 +50,8 @@ def add_editor_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .compiler import driver
-    from .editor.plot import render, to_dot
-    model = driver.lower_program(driver.load_file(args.file), args.model)
-    render(to_dot(model, expand=args.expand), args.output)
+    from .api import plot
+    plot(args.file, args.output, args.model, args.expand)
     print(f"wrote {args.output}")
     return EXIT_OK
 
