@@ -31,7 +31,8 @@ def test_every_sample_and_reference_program_lexes_without_error_tokens(text):
 
 
 def test_tokens_get_their_classes():
-    text = 'import "a#b.model"\nlayer f(units: int = 2)(x) = not x -> repeat 2 shared dense(units) ** 1e-3  # c\n'
+    text = ('import "a#b.model"\nlayer f(units: int = 2, act: layer = relu)(x) = not x -> repeat 2 shared '
+            'dense(units) ** 1e-3  # c\n')
     tokens = [(t, v) for t, v in ModelLexer().get_tokens(text) if v.strip()]
     assert tokens[:4] == [(Keyword.Namespace, "import"), (String.Double, '"a#b.model"'),
                           (Keyword.Declaration, "layer"), (Name.Function, "f")]
@@ -39,7 +40,8 @@ def test_tokens_get_their_classes():
     assert kinds["int"] is Keyword.Type and kinds["not"] is Operator.Word and kinds["->"] is Operator
     assert kinds["repeat"] is Keyword and kinds["shared"] is Keyword and kinds["dense"] is Name.Builtin
     assert kinds["**"] is Operator and kinds["1e-3"] is Number.Float and kinds["2"] is Number.Integer
-    assert kinds["# c"] is Comment.Single and kinds["units"] is Name
+    assert kinds["# c"] is Comment.Single and kinds["units"] is Name and kinds["act"] is Name
+    assert kinds["layer"] is Keyword.Type and kinds["relu"] is Name.Builtin   # `layer` as a hyperparameter's type
 
 
 def test_every_builtin_layer_is_a_builtin():
