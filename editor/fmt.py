@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..compiler import nodes as N
 from ..compiler.files import atomic_write
-from ..compiler.parse import parse_text
+from ..compiler.parse import parse_text, parser
 from ..compiler.source import ModelcError, SourceFiles, Span, user_error
 
 WIDTH = 100
@@ -31,8 +31,10 @@ BINARY_LEVELS = {"or": OR, "and": AND, "<": COMPARE, "<=": COMPARE, ">": COMPARE
                  "!=": COMPARE, "+": SUM, "-": SUM, "*": PRODUCT, "/": PRODUCT, "@": PRODUCT, "**": POWER}
 UNARY_LEVELS = {"not": NOT, "-": NEGATE}
 
-_COMMENT_SCAN = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
-_LAST_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"$')
+# The grammar's own STRING and COMMENT terminals: a `#` inside a string is no comment.
+_TERMINALS = {t.name: t.pattern.to_regexp() for t in parser().terminals}
+_COMMENT_SCAN = re.compile(f"{_TERMINALS['STRING']}|{_TERMINALS['COMMENT']}")
+_LAST_STRING = re.compile(f"(?:{_TERMINALS['STRING']})$")
 
 
 @dataclass(frozen=True)
