@@ -444,7 +444,7 @@ class Lowerer:
             b.row_names.add(name)
             count = sum(_size(w.type) for w in b.weights_under(name))
             b.block.layers.append(ir.LayerRow(name, layer.name, out.type if is_tensor(out) else None, count,
-                                         out.name if is_tensor(out) else ""))
+                                              out.name if is_tensor(out) else ""))
         return out
 
     def apply_user_layer(self, d: N.Definition, hp: dict[str, Any], inputs: list[Any], name: str,
