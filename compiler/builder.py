@@ -18,6 +18,7 @@ class BlockBuilder:
         self._value_names: set[str] = {v.name for v in inputs}
         self._node_names: set[str] = set()
         self._instances: dict[tuple[str, ...], set[str]] = {}
+        self.row_names: set[str] = set()       # the instances block.layers has a row of
         self._consts: dict[tuple[tuple[str, ...], ir.ConstTensor], ir.Value] = {}
         self._unplaced: dict[str, ir.Node] = {}  # constants whose source location their first user gives
         self._weights: dict[str, ir.WeightSlot] = {}

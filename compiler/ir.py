@@ -74,17 +74,29 @@ class Block:
     weights: list[WeightSlot] = field(default_factory=list)
     items: list[Union[Node, Call]] = field(default_factory=list)
     loc: Span | None = None
+    layers: list["LayerRow"] = field(default_factory=list)      # its layer instances (a model's: the summary)
+    repeats: list["RepeatGroup"] = field(default_factory=list)  # its `repeat` stages (modelc plot draws each once)
 
 
 @dataclass
 class LayerRow:
-    """One row of `modelc summary`: a top-level layer instance of the model."""
+    """One row of `modelc summary`: a top-level layer instance of the model (or of a layer's block)."""
 
     path: str
     layer: str
     output: TensorType | None
     params: int
     value: str = ""        # the graph value holding the output (compare --layers marks it an output)
+
+
+@dataclass
+class RepeatGroup:
+    """A `repeat N` stage of a block: the layer instances it applied, in order (one for `repeat N shared`)."""
+
+    loc: Span | None
+    count: int
+    shared: bool
+    paths: list[str]
 
 
 @dataclass

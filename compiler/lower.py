@@ -57,8 +57,6 @@ class Lowerer:
         self.cache: dict[tuple, ir.Block] = {}
         self.building: list[str] = []
         self.main: BlockBuilder | None = None
-        self.rows: list[ir.LayerRow] = []
-        self.row_paths: set[str] = set()
 
     # --- models ------------------------------------------------------------
     def lower_model(self, d: N.Definition) -> ir.Model:
@@ -90,7 +88,7 @@ class Lowerer:
             b.block.items.append(ir.Node("Identity", [value.name], [name], {}, name, ret.loc))
             outputs.append(ir.Value(name, value.type))
         b.block.outputs = outputs
-        return ir.Model(d.name, b.block, names, self.rows, misfits=self.misfits)
+        return ir.Model(d.name, b.block, names, b.block.layers, misfits=self.misfits)
 
     def model_input_type(self, p: N.Param) -> TensorType:
         spec = p.type
@@ -251,17 +249,20 @@ class Lowerer:
     def apply_stage(self, st: N.Stage, x: Any, env: Env, b: BlockBuilder) -> Any:
         """Apply a stage to a tensor, or to the tensors a multi-output layer returned (its inputs, in order)."""
         if isinstance(st, N.Repeat):
-            count = self.repeat_count(st.count, env, b)
+            count, first = self.repeat_count(st.count, env, b), len(b.block.layers)
             if not st.shared:
                 for _ in range(count):
                     x = self.apply_stage(st.stage, x, env, b)
-                return x
-            lv = self.stage_layer(st.stage, x, env, b)
-            if not isinstance(lv, LayerVal):
-                raise error(st.stage.loc, "repeat shared needs a layer, not a function")
-            instance = b.instance_name(lv.name, lv.explicit_name, st.loc)
-            for _ in range(count):
-                x = self.apply_layer(lv, _inputs(x), b, st.stage.loc, instance)
+            else:
+                lv = self.stage_layer(st.stage, x, env, b)
+                if not isinstance(lv, LayerVal):
+                    raise error(st.stage.loc, "repeat shared needs a layer, not a function")
+                instance = b.instance_name(lv.name, lv.explicit_name, st.loc)
+                for _ in range(count):
+                    x = self.apply_layer(lv, _inputs(x), b, st.stage.loc, instance)
+            if not b.prefix:
+                b.block.repeats.append(ir.RepeatGroup(st.loc, count, st.shared,
+                                                      [r.path for r in b.block.layers[first:]]))
             return x
         stage = self.stage_layer(st, x, env, b)
         if isinstance(stage, LayerVal):
@@ -447,11 +448,11 @@ class Lowerer:
         else:
             name = instance or b.instance_name(layer.name, lv.explicit_name, loc)
             out = self.apply_user_layer(layer, hp, inputs, name, b, loc)
-        if b is self.main and not b.prefix and name not in self.row_paths:
-            self.row_paths.add(name)
+        if not b.prefix and name not in b.row_names:   # each block's instances: the model's are the summary
+            b.row_names.add(name)
             count = sum(_size(w.type) for w in b.weights_under(name))
-            self.rows.append(ir.LayerRow(name, layer.name, out.type if is_tensor(out) else None, count,
-                                         out.name if is_tensor(out) else ""))
+            b.block.layers.append(ir.LayerRow(name, layer.name, out.type if is_tensor(out) else None, count,
+                                              out.name if is_tensor(out) else ""))
         return out
 
     def apply_user_layer(self, d: N.Definition, hp: dict[str, Any], inputs: list[Any], name: str,

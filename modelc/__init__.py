@@ -11,7 +11,7 @@ from typing import Any
 from .version import __version__ as __version__  # the package's version, from modelc/version.py
 
 _API = {"import_keras", "compile_file", "compile_source", "check_file", "check_source", "params", "summary",
-        "save", "Diagnostic", "ModelcError"}
+        "save", "Diagnostic", "ModelcError", "fmt", "plot"}
 
 
 def __getattr__(name: str) -> Any:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import onnx
 
 __all__ = ["import_keras", "compile_file", "compile_source", "check_file", "check_source", "params", "summary", "save",
-           "Diagnostic", "ModelcError"]
+           "Diagnostic", "ModelcError", "fmt", "plot"]
 
 
 def _budgeted(program: driver.LoadedProgram, max_weights_size: int | str | None) -> driver.LoadedProgram:
@@ -107,3 +107,20 @@ def import_keras(path: str | os.PathLike, stub_unknown: bool = False) -> "tuple[
     modelc path, as `modelc import` writes them (no Keras needed: h5py, the `import` extra)."""
     from .importer import import_keras as run
     return run(path, stub_unknown)
+
+
+def fmt(text: str, file: str = "<string>") -> str:
+    """`modelc fmt` on text: the canonical layout, comments kept. Raises ModelcError when it does not parse.
+
+    >>> import modelc
+    >>> print(modelc.fmt("layer f(x)=x->relu  # a comment"), end="")
+    layer f(x) = x -> relu  # a comment
+    """
+    from .editor.fmt import format_text
+    return format_text(text, file)
+
+
+def plot(path: str | os.PathLike, output: str | os.PathLike, model: str | None = None, expand: bool = False) -> None:
+    """`modelc plot`: the model's graph to a .svg or .png (Graphviz's dot renders them) or a .dot file."""
+    from .editor.plot import render, to_dot
+    render(to_dot(driver.lower_program(driver.load_file(path), model), expand=expand), output)

@@ -215,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .runtime_cli import add_runtime_commands
     add_runtime_commands(sub)
+    from .editor_cli import add_editor_commands
+    add_editor_commands(sub)
     return parser
 
 

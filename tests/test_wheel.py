@@ -84,3 +84,15 @@ def test_one_version_everywhere():
     assert modelc.__version__ == __version__ == proto.producer_version == metadata["modelc.version"]
     assert cli.stdout.strip() == f"modelc {__version__}"
     assert 'version = {attr = "modelc.version.__version__"}' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_the_installed_wheel_highlights_and_formats(installed: Path, tmp_path: Path):
+    """The entry point `pygments.lexers: modelc` comes with the wheel: `pygmentize -l modelc FILE` works."""
+    shutil.copy(ROOT / "samples" / "housing.model", tmp_path)
+    lexed = subprocess.run([installed / "bin" / "python", "-m", "pygments", "-l", "modelc", "-f", "html",
+                            "housing.model"], capture_output=True, text=True, cwd=tmp_path)
+    assert lexed.returncode == 0, lexed.stderr
+    assert '<span class="kd">model</span><span class="w"> </span><span class="nf">housing</span>' in lexed.stdout
+    formatted = subprocess.run([installed / "bin" / "modelc", "fmt", "--stdin"], input="layer f(x)=x->relu\n",
+                               capture_output=True, text=True, cwd=tmp_path)
+    assert (formatted.returncode, formatted.stdout) == (0, "layer f(x) = x -> relu\n"), formatted.stderr
