@@ -129,6 +129,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lsp(args: argparse.Namespace) -> int:
+    from .editor.lsp import serve
+    return serve()
+
+
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="which model of the file (needed when it holds several)")
 
@@ -174,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_params)
+
+    p = sub.add_parser("lsp", help="the language server, over stdin and stdout (the lsp extra: pygls)")
+    p.set_defaults(run=cmd_lsp)
 
     from .runtime_cli import add_runtime_commands
     add_runtime_commands(sub)

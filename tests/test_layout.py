@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"modelc": "modelc", "modelc.grammar": "grammar", "modelc.compiler": "compiler",
-            "modelc.runtime": "runtime"}   # as pyproject.toml's package-dir maps them
+            "modelc.runtime": "runtime", "modelc.editor": "editor"}   # as pyproject.toml's package-dir maps them
 
 # Lowest first: a module may import from its own layer or a lower one, never from a higher one.
 LAYERS: list[tuple[str, set[str]]] = [
@@ -34,6 +34,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("model", {"runtime.model", "runtime.quantize"}),
     ("tasks", {"runtime.tasks", "runtime.report"}),
     ("engines", {"runtime.engine_dask", "runtime.dask_worker", "runtime.engine", "runtime.compare"}),
+    ("editor", {"editor", "editor.analysis", "editor.vocabulary", "editor.queries", "editor.lsp"}),
     ("command line", {"modelc.api", "modelc.cli", "modelc.runtime_cli", "modelc.__main__", "modelc"}),
 ]
 MAX_FUNCTION_LINES = 60
