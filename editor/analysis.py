@@ -224,8 +224,8 @@ class Document:
             for d in chunk.definitions:
                 if d.name in self.definitions:
                     chunk.place()
-                    found.append(Diagnostic(d.name_loc, f"'{d.name}' is already defined at "
-                                                        f"{self.definitions[d.name].loc}"))
+                    first = self.placed(self.definitions[d.name]).loc
+                    found.append(Diagnostic(d.name_loc, f"'{d.name}' is already defined at {first}"))
                     continue
                 self.definitions[d.name] = d
                 self.owner[id(d)] = chunk
