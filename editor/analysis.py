@@ -74,14 +74,12 @@ class Chunk:
     syntax: list[Diagnostic]
     nodes: list[Any]              # every node with a span: moved, not parsed again, when lines above change
     refs: frozenset[str]          # every name it uses: a change to one of them is a change to it
+    names: frozenset[str]         # the names it defines
+    lines: int                    # how many lines it ends ("\n" it holds)
     at: int = 0                   # where it stands now; its spans are moved there when next needed
     checked: list[Diagnostic] | None = None   # its name-check diagnostics, made at line `checked_at`
     checked_at: int = -1
     checked_own: tuple[bool, ...] = ()          # which of its definitions were checked (not defined twice)
-
-    @property
-    def lines(self) -> int:
-        return self.text.count("\n")
 
     @property
     def definitions(self) -> list[N.Definition]:
@@ -107,7 +105,8 @@ def parse_chunk(text: str, line: int, file: str) -> Chunk:
         program, syntax = None, e.diagnostics
     nodes = [n for n in walk(program) if hasattr(n, "loc")] if program else []
     refs = frozenset(n.id if isinstance(n, N.Name) else n.name for n in nodes if isinstance(n, (N.Name, N.StageRef)))
-    return Chunk(text, line, program, syntax, nodes, refs, at=line)
+    names = frozenset(d.name for d in program.definitions) if program else frozenset()
+    return Chunk(text, line, program, syntax, nodes, refs, names, text.count("\n"), at=line)
 
 
 class RecordingLowerer(Lowerer):
@@ -140,6 +139,8 @@ class Lowered:
     """One model's shape check: valid while it uses the same definitions, at the same lines if it found errors."""
 
     uses: list[N.Definition]
+    chunks: list[Chunk]                  # the chunks of `uses` in this document
+    refs: frozenset[str]                 # every name they use: while none is redefined, `uses` holds
     lines: tuple[int, ...]
     diagnostics: list[Diagnostic]
     values: dict[int, tuple[Any, set[str]]] = field(default_factory=dict)
@@ -152,6 +153,11 @@ class Imported:
     texts: dict[str, str]
     definitions: list[N.Definition]
     error: str | None = None
+
+
+def _differ(new: dict, old: dict) -> set:
+    """The keys whose values differ between two dicts (or that one lacks)."""
+    return set() if new == old else {k for k in new.keys() | old.keys() if new.get(k) != old.get(k)}
 
 
 def read_text(path: str) -> str:
@@ -171,6 +177,7 @@ class Document:
         self.owner: dict[int, Chunk] = {}           # id(definition) -> its chunk (absent: imported)
         self.imported: dict[str, Imported] = {}
         self.signatures: dict[str, tuple] = {}
+        self.objects: dict[str, int] = {}           # name -> id(its definition) at the last update
         self.lowered: dict[int, Lowered] = {}       # id(model) -> its shape check
         self.diagnostics: list[Diagnostic] = []
         sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
@@ -180,11 +187,16 @@ class Document:
         self.text, self.lines = text, text.split("\n")
         self.chunks = self.rechunk(text)
         found = self.collect_definitions()
-        changed = self.changed_names()
-        checker = Checker(self.definitions)
+        changed, replaced = self.changed_names()
+        checker = None
         for chunk in self.chunks:
-            self.check_chunk(chunk, checker, changed)
-        found += self.check_models()
+            # again if new, if which of its definitions count may differ, if a name it uses changed meaning,
+            # or (its messages name lines and suggest names) if it has errors and it moved or names changed
+            if chunk.checked is None or chunk.names & replaced or changed & chunk.refs or chunk.checked and (
+                    changed or replaced or chunk.checked_at != chunk.at):
+                checker = checker or Checker(self.definitions)
+                self.check_chunk(chunk, checker)
+        found += self.check_models(replaced)
         for chunk in self.chunks:
             found += chunk.syntax + (chunk.checked or [])
         found.sort(key=lambda d: (d.span.line, d.span.col) if d.span else (0, 0))
@@ -262,21 +274,21 @@ class Document:
         except (OSError, UnicodeDecodeError):
             return None
 
-    def changed_names(self) -> set[str]:
-        """The names whose meaning to a name check changed since the last update (kind, hyperparameters)."""
-        new = {name: (d.kind, tuple(p.name for p in d.hparams)) for name, d in self.definitions.items()}
-        old, self.signatures = self.signatures, new
-        if new == old:
-            return set()
-        return {n for n in new.keys() | old.keys() if new.get(n) != old.get(n)}
+    def changed_names(self) -> tuple[set[str], set[str]]:
+        """Since the last update: the names whose meaning to a name check changed (defined or not, kind,
+        hyperparameters), and the names defined by another definition (an edited one, parsed again)."""
+        objects = {name: id(d) for name, d in self.definitions.items()}
+        replaced = _differ(objects, self.objects)
+        self.objects = objects
+        if not replaced:
+            return set(), set()
+        signatures = {name: (d.kind, tuple(p.name for p in d.hparams)) for name, d in self.definitions.items()}
+        changed = _differ(signatures, self.signatures)
+        self.signatures = signatures
+        return changed, replaced
 
-    def check_chunk(self, chunk: Chunk, checker: Checker, changed: set[str]) -> None:
-        """Name-check a chunk's definitions again if its text, a name it uses, or (for messages that name
-        lines or suggest names) its place or the set of names changed."""
+    def check_chunk(self, chunk: Chunk, checker: Checker) -> None:
         own = tuple(self.owner.get(id(d)) is chunk for d in chunk.definitions)
-        if chunk.checked is not None and own == chunk.checked_own and not (changed & chunk.refs) and not (
-                chunk.checked and (changed or chunk.checked_at != chunk.at)):
-            return
         chunk.place()
         checker.diagnostics = []
         chunk.checked = checker.check([d for d, mine in zip(chunk.definitions, own) if mine])
@@ -296,31 +308,34 @@ class Document:
                     stack.append(used)
         return order
 
-    def check_models(self) -> list[Diagnostic]:
-        """Lower each model whose definitions are clean: again only when one of them changed."""
+    def check_models(self, replaced: set[str]) -> list[Diagnostic]:
+        """Lower each model whose definitions are clean: again only when one of them changed (or, when it
+        found errors, moved)."""
         found: list[Diagnostic] = []
         kept: dict[int, Lowered] = {}
         for d in self.definitions.values():
-            chunk = self.owner.get(id(d))
-            if d.kind != "model" or chunk is None:
+            if d.kind != "model" or id(d) not in self.owner:
                 continue
-            uses = self.uses(d)
-            chunks = [self.owner[id(u)] for u in uses if id(u) in self.owner]
-            if any(c.syntax or c.checked for c in chunks):
-                continue   # lowering assumes clean names, as driver.py's check_shapes does
-            lines = tuple(c.at for c in chunks)
             old = self.lowered.get(id(d))
-            fresh = old is not None and len(old.uses) == len(uses) and all(a is b for a, b in zip(old.uses, uses))
-            if not fresh or old.diagnostics and old.lines != lines:  # type: ignore[union-attr]
-                for c in chunks:
-                    c.place()
-                old = self.lower(d, uses, lines)
-            kept[id(d)] = old  # type: ignore[assignment]
-            found += old.diagnostics  # type: ignore[union-attr]
+            if old is None or old.refs & replaced:
+                uses = self.uses(d)
+                if old is None or len(old.uses) != len(uses) or any(a is not b for a, b in zip(old.uses, uses)):
+                    old = Lowered(uses, [self.owner[id(u)] for u in uses if id(u) in self.owner], frozenset(), (), [])
+                old.refs = frozenset().union(*(c.refs for c in old.chunks))
+            if any(c.syntax or c.checked for c in old.chunks):
+                continue   # lowering assumes clean names, as driver.py's check_shapes does
+            lines = tuple(c.at for c in old.chunks)
+            if not old.lines or old.diagnostics and old.lines != lines:
+                old = self.lower(d, old, lines)
+            kept[id(d)] = old
+            found += old.diagnostics
         self.lowered = kept
         return found
 
-    def lower(self, model: N.Definition, uses: list[N.Definition], lines: tuple[int, ...]) -> Lowered:
+    def lower(self, model: N.Definition, use: Lowered, lines: tuple[int, ...]) -> Lowered:
+        """`use` lowered now: its diagnostics and what each node held."""
+        for chunk in use.chunks:
+            chunk.place()
         lowerer = RecordingLowerer(self.definitions)
         try:
             lowerer.lower_model(model)
@@ -329,7 +344,7 @@ class Document:
             diagnostics = [self.here(x, model) for x in e.diagnostics]
         except Exception as e:  # noqa: BLE001 - an editor never loses its server to one model
             diagnostics = [Diagnostic(model.name_loc, f"modelc: internal error: {type(e).__name__}: {e}")]
-        return Lowered(uses, lines, diagnostics, lowerer.values)
+        return Lowered(use.uses, use.chunks, use.refs, lines, diagnostics, lowerer.values)
 
     def here(self, d: Diagnostic, model: N.Definition) -> Diagnostic:
         """A diagnostic as this document shows it: one in an imported file is shown on the model's name."""

@@ -3,6 +3,7 @@ positions (LSP: 0-based lines, columns in the client's code units, UTF-16 by def
 lines and columns in code points); editor/analysis.py and editor/queries.py do the work."""
 from __future__ import annotations
 
+import gc
 import os
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -96,9 +97,12 @@ class Server:
 
     def analyse(self, uri: str, text: str, version: int | None) -> None:
         doc = self.documents.get(uri)
+        opened = doc is None
         if doc is None:
             doc = self.documents[uri] = Document(self.path_of(uri), self.read)
         self.publish(uri, doc.update(text), version)
+        if opened:  # a document's analysis lives long: spare it the full collections (100s of ms) of later edits
+            gc.freeze()
 
 
 def register_sync(ls: "LanguageServer", server: Server) -> None:
