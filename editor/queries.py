@@ -134,9 +134,10 @@ def hover_name(doc: Document, d: N.Definition, path: list[Any], name: str) -> Ho
     shape = _stage_output(doc, path)
     if user is not None:
         doc.placed(user)
-        return Hover(header_of(doc, user) + shape, comments_above(doc, user), node.loc)
-    if isinstance(node, N.Definition) and node.kind == "metric" and name in V.prelude_metrics():
-        return Hover(header_of(doc, node), f"replaces the built-in metric: {V.prelude_metrics()[name][1]}")
+        about = comments_above(doc, user)
+        if user.kind == "metric" and name in V.prelude_metrics():
+            about = "\n\n".join(filter(None, [about, f"replaces the built-in metric: {V.prelude_metrics()[name][1]}"]))
+        return Hover(header_of(doc, user) + shape, about, node.loc)
     word = V.builtin_word(name)
     if word is None:
         return None
@@ -259,8 +260,9 @@ def completions(doc: Document, line: int, col: int) -> list[V.Word]:
     call = _open_call(doc, line, col)
     if call and (m := AFTER_KEYWORD.search(before)):
         return _keyword_value(doc, call, m.group(1))
-    if call and re.match(r"^\s*(layer|model|metric)\b", lines[call[1] - 1]) and before.rstrip().endswith(":"):
-        return V.type_words(hparams=_in_first_group(lines[call[1] - 1], call[2]))
+    header = re.match(r"^\s*(layer|model|metric)\b", lines[call[1] - 1]) if call else None
+    if call and header and before.rstrip().endswith(":"):
+        return _header_types(lines[call[1] - 1], header.group(1), call[2])
     words = _expression_words(doc, line)
     if call and ARGUMENT_START.search(before):
         words = [V.Word(n, "hyperparameter", shown, f"of {call[0]}", f"{n}=")
@@ -307,13 +309,24 @@ def _open_bracket(doc: Document, line: int, col: int = 1) -> tuple[str, int, int
 
 
 def _open_call(doc: Document, line: int, col: int) -> tuple[str, int, int] | None:
-    """(callee, line, col of its '(') when the position is inside a call's parentheses."""
+    """(callee, line, col of its '(') when the position is inside parentheses; callee "" when no name
+    precedes them (a definition's second group)."""
     found = _open_bracket(doc, line, col)
     if found is None or found[0] != "(":
         return None
     text = doc.lines[found[1] - 1][:found[2] - 1]
     m = WORD_BEFORE.search(text.rstrip())
-    return (m.group(), found[1], found[2]) if m else None
+    return (m.group() if m else "", found[1], found[2])
+
+
+def _header_types(header: str, keyword: str, col: int) -> list[V.Word]:
+    """Types in a definition's header, the '(' of the group at `col`: hyperparameter types in the first of two
+    groups, dtypes in the inputs; both while a layer's second group is not written yet."""
+    if keyword == "model" or header[:col - 1].rstrip().endswith(")"):
+        return V.type_words(hparams=False)
+    if _in_first_group(header, col):
+        return V.type_words(hparams=True)
+    return V.type_words(hparams=True) + V.type_words(hparams=False)
 
 
 def _in_first_group(header: str, col: int) -> bool:
