@@ -100,7 +100,13 @@ class Server:
         opened = doc is None
         if doc is None:
             doc = self.documents[uri] = Document(self.path_of(uri), self.read)
-        self.publish(uri, doc.update(text), version)
+        try:
+            diagnostics = doc.update(text)
+        except Exception as e:  # noqa: BLE001 - the editor keeps its server, and hears why
+            diagnostics = [Diagnostic(None, f"modelc: internal error: {type(e).__name__}: {e} "
+                                            "(please report it with the file)")]
+            self.documents.pop(uri, None)   # analysed afresh at the next change
+        self.publish(uri, diagnostics, version)
         if opened:  # a document's analysis lives long: spare it the full collections (100s of ms) of later edits
             gc.freeze()
 
