@@ -176,6 +176,7 @@ class Document:
         self.definitions: dict[str, N.Definition] = {}
         self.owner: dict[int, Chunk] = {}           # id(definition) -> its chunk (absent: imported)
         self.imported: dict[str, Imported] = {}
+        self.reads: set[str] = set()                # every file the imports read at the last update
         self.signatures: dict[str, tuple] = {}
         self.objects: dict[str, int] = {}           # name -> id(its definition) at the last update
         self.lowered: dict[int, Lowered] = {}       # id(model) -> its shape check
@@ -223,7 +224,7 @@ class Document:
         """Imported definitions first, then this document's, in order (as driver.py loads them); the
         diagnostics of imports and of names defined twice."""
         found: list[Diagnostic] = []
-        self.definitions, self.owner = {}, {}
+        self.definitions, self.owner, self.reads = {}, {}, set()
         for chunk in self.chunks:
             for imp in chunk.program.imports if chunk.program else []:
                 chunk.place()
@@ -250,10 +251,12 @@ class Document:
     def load_import(self, imp: N.Import) -> Imported:
         """The definitions of an imported file and its imports, checked; loaded again when a text changed."""
         path = self.import_path(imp)
+        self.reads.add(path)
         if path == os.path.normpath(self.path):
             return Imported({}, [], f"import cycle: {path} imports itself")
         cached = self.imported.get(path)
         if cached is not None and all(self.read_or_none(p) == t for p, t in cached.texts.items()):
+            self.reads |= cached.texts.keys()
             return cached
         text = self.read_or_none(path)
         if text is None:
@@ -266,6 +269,7 @@ class Document:
             more = len(e.diagnostics) - 1
             return Imported({}, [], f"'{imp.path}' has errors: {first}" + (f" (and {more} more)" if more else ""))
         self.imported[path] = got = Imported(dict(program.files.texts), list(program.order))
+        self.reads |= got.texts.keys()
         return got
 
     def read_or_none(self, path: str) -> str | None:

@@ -96,19 +96,25 @@ class Server:
                                                                              version=version))
 
     def analyse(self, uri: str, text: str, version: int | None) -> None:
+        """Diagnose a document after it opened or changed, and the open documents that import it."""
         doc = self.documents.get(uri)
         opened = doc is None
         if doc is None:
             doc = self.documents[uri] = Document(self.path_of(uri), self.read)
-        try:
-            diagnostics = doc.update(text)
-        except Exception as e:  # noqa: BLE001 - the editor keeps its server, and hears why
-            diagnostics = [Diagnostic(None, f"modelc: internal error: {type(e).__name__}: {e} "
-                                            "(please report it with the file)")]
-            self.documents.pop(uri, None)   # analysed afresh at the next change
-        self.publish(uri, diagnostics, version)
+        self.publish(uri, self.diagnose(uri, doc, text), version)
+        for other_uri, other in list(self.documents.items()):
+            if other_uri != uri and doc.path in other.reads:
+                self.publish(other_uri, self.diagnose(other_uri, other, other.text))
         if opened:  # a document's analysis lives long: spare it the full collections (100s of ms) of later edits
             gc.freeze()
+
+    def diagnose(self, uri: str, doc: Document, text: str) -> list[Diagnostic]:
+        try:
+            return doc.update(text)
+        except Exception as e:  # noqa: BLE001 - the editor keeps its server, and hears why
+            self.documents.pop(uri, None)   # analysed afresh at the next change
+            return [Diagnostic(None, f"modelc: internal error: {type(e).__name__}: {e} "
+                                     "(please report it with the file)")]
 
 
 def register_sync(ls: "LanguageServer", server: Server) -> None:

@@ -194,6 +194,12 @@ def test_definition_jumps_into_the_imported_file(tmp_path):
         local = await asyncio.wait_for(s.client.text_document_definition_async(T.DefinitionParams(
             T.TextDocumentIdentifier(uri=uri), T.Position(4, 11))), TIMEOUT)
         assert (local.range.start.line, local.range.start.character) == (3, 4)   # `h` in `return h`
+        # the imported file open and edited (unsaved): the importing file is diagnosed again from the buffer
+        lib_uri = s.open(lib)
+        assert await s.published(lib_uri) == [] and await s.published(uri) == []   # main, again on lib's open
+        s.replace_line(lib_uri, 2, "swiglu", "swiglu2", lib.read_text())
+        (d,) = await s.published(uri)
+        assert d.message == "undefined name 'swiglu'; did you mean 'swiglu2'?" and d.range.start.line == 3
     run_session(tmp_path, body)
 
 
