@@ -40,7 +40,7 @@ def source(doc: Document, span: Span) -> str:
     lines = doc.lines[span.line - 1:span.end_line]
     if not lines:
         return ""
-    lines[-1] = lines[-1][:span.end_col - 1] if len(lines) > 1 else lines[-1][:span.end_col - 1]
+    lines[-1] = lines[-1][:span.end_col - 1]   # the end first: on one line, the start then counts from 0
     lines[0] = lines[0][span.col - 1:]
     return "\n".join(lines)
 
@@ -68,6 +68,8 @@ def name_under(path: list[Any], line: int, col: int) -> str | None:
     if isinstance(node, N.StageRef) and col < node.loc.col + len(node.name) and line == node.loc.line:
         return node.name
     if isinstance(node, N.Definition) and node.name_loc and contains(node.name_loc, line, col):
+        return node.name
+    if isinstance(node, N.Param) and line == node.loc.line and col < node.loc.col + len(node.name):
         return node.name
     return None
 

@@ -39,6 +39,8 @@ def test_hover_on_values_weights_and_stages_matches_the_summary():
     assert Q.hover(doc, *at(doc, "y = concat")).code == f"y: {rows['exponential']}"
     # a weight of a user layer, as the one model instantiates it (8 inputs, 30 units)
     assert Q.hover(doc, *at(doc, "x @ kernel", 4)).code == "kernel: float32[8, 30]"
+    assert Q.hover(doc, *at(doc, "(units: int)", 1)).code == "units: 30"            # as `repeat 3 residual(30)` binds it
+    assert Q.hover(doc, *at(doc, "(x: float32", 1)).code == "x: float32[batch, 8]"  # a model input
     stage = Q.hover(doc, *at(doc, "repeat 3 residual", 10))
     assert stage.code.startswith("layer residual(units: int)(x: [batch, units])") and rows["residual_2"] in stage.code
     assert stage.doc == "A block of layers A, B, C used as one layer D, then D, D, D"   # its comment
