@@ -11,10 +11,13 @@ the ratio guard/feeds; never run by the test suite.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import median_seconds  # noqa: E402
 
 from modelc.runtime.columns import ColumnPlan, feeds_for, guard_casts
 from modelc.runtime.session import TensorSpec
@@ -22,15 +25,6 @@ from modelc.runtime.session import TensorSpec
 
 class _File:
     path = "bench.parquet"
-
-
-def _median_seconds(work, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -46,8 +40,8 @@ def main() -> None:
     for size in (1024, 65536):
         batches = [{k: v[i:i + size] for k, v in columns.items()} for i in range(0, args.rows, size)]
         located = [(_File(), i * size, b) for i, b in enumerate(batches)]
-        guard = _median_seconds(lambda: [None for _ in guard_casts(iter(located), plan, inputs)], args.repeats)
-        feeds = _median_seconds(lambda: [feeds_for(b, plan, inputs) for b in batches], args.repeats)
+        guard = median_seconds(lambda: [None for _ in guard_casts(iter(located), plan, inputs)], args.repeats)
+        feeds = median_seconds(lambda: [feeds_for(b, plan, inputs) for b in batches], args.repeats)
         print(f"batch {size:>6,}: guard {guard * 1e3:7.1f} ms, feeds {feeds * 1e3:7.1f} ms, "
               f"guard/feeds {guard / feeds:.2f}x")
 

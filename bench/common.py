@@ -73,6 +73,11 @@ def time_once(fn: Callable[[], object]) -> float:
     return elapsed
 
 
+def median_seconds(work: Callable[[], object], repeats: int) -> float:
+    """The median of `repeats` timed calls of `work`."""
+    return statistics.median(time_once(work) for _ in range(repeats))
+
+
 def measure(fns: dict[str, Callable[[], object]], repeats: int, budget_s: float,
             deadline: Deadline = NO_DEADLINE) -> dict[str, Stats]:
     """Run the functions round-robin (interleaved, so drift on a shared machine hits them alike).

@@ -213,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write a stub layer (params declared from the file) for each layer that cannot import")
     p.set_defaults(run=cmd_import)
 
+
     from .runtime_cli import add_runtime_commands
     add_runtime_commands(sub)
     from .editor_cli import add_editor_commands

@@ -1,4 +1,4 @@
-"""Sub-commands for working in .model files: fmt and plot (added to the same parser as the others)."""
+"""Sub-commands for working in .model files: fmt, plot and lsp (added to the same parser as the others)."""
 from __future__ import annotations
 
 import argparse
@@ -47,6 +47,13 @@ def add_editor_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stdin", action="store_true", help="format standard input to standard output")
     p.set_defaults(run=cmd_fmt)
     add_plot_command(sub)
+    p = sub.add_parser("lsp", help="the language server, over stdin and stdout (the lsp extra: pygls)")
+    p.set_defaults(run=cmd_lsp)
+
+
+def cmd_lsp(args: argparse.Namespace) -> int:
+    from .editor.lsp import serve
+    return serve()
 
 
 def cmd_plot(args: argparse.Namespace) -> int:

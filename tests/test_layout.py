@@ -39,7 +39,8 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("engines", {"runtime.engine_dask", "runtime.dask_worker", "runtime.engine", "runtime.compare"}),
     ("importer", {"importer.archive", "importer.graph", "importer.layers", "importer.fold", "importer.source",
                   "importer.convert", "importer"}),
-    ("editor", {"editor.fmt", "editor.lexer", "editor.plot", "editor"}),
+    ("editor", {"editor.fmt", "editor.lexer", "editor.plot", "editor", "editor.analysis", "editor.vocabulary",
+                "editor.queries", "editor.lsp"}),
     ("command line", {"modelc.api", "modelc.cli", "modelc.runtime_cli", "modelc.__main__", "modelc",
                       "modelc.editor_cli"}),
 ]

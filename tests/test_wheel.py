@@ -96,3 +96,28 @@ def test_the_installed_wheel_highlights_and_formats(installed: Path, tmp_path: P
     formatted = subprocess.run([installed / "bin" / "modelc", "fmt", "--stdin"], input="layer f(x)=x->relu\n",
                                capture_output=True, text=True, cwd=tmp_path)
     assert (formatted.returncode, formatted.stdout) == (0, "layer f(x) = x -> relu\n"), formatted.stderr
+def test_the_installed_wheel_serves_the_language_server(installed: Path, tmp_path: Path):
+    """`modelc lsp` from the wheel, JSON-RPC by hand over its pipes: a file with an error gets its diagnostic
+    (the server reads the prelude's metrics and the layer table from the installed package)."""
+    pytest.importorskip("pygls")
+    path = tmp_path / "bad.model"
+    path.write_text("model m(x: float32[batch, 2]) {\n    return x -> dens(2)\n}\n")
+    uri = path.as_uri()
+    messages = [{"id": 1, "method": "initialize", "params": {"capabilities": {}}},
+                {"method": "initialized", "params": {}},
+                {"method": "textDocument/didOpen", "params": {"textDocument": {
+                    "uri": uri, "languageId": "modelc", "version": 1, "text": path.read_text()}}},
+                {"id": 2, "method": "textDocument/completion", "params": {
+                    "textDocument": {"uri": uri}, "position": {"line": 1, "character": 18}}},
+                {"id": 3, "method": "shutdown", "params": None}, {"method": "exit", "params": None}]
+    framed = b"".join(f"Content-Length: {len(body)}\r\n\r\n".encode() + body for body in (
+        json.dumps({"jsonrpc": "2.0", **m}).encode() for m in messages))
+    result = subprocess.run([installed / "bin" / "modelc", "lsp"], input=framed, capture_output=True, timeout=120,
+                            cwd=tmp_path)
+    replies = [json.loads(part.split(b"\r\n\r\n", 1)[1]) for part in result.stdout.split(b"Content-Length: ")[1:]]
+    (published,) = [r["params"] for r in replies if r.get("method") == "textDocument/publishDiagnostics"]
+    (d,) = published["diagnostics"]
+    assert d["range"] == {"start": {"line": 1, "character": 16}, "end": {"line": 1, "character": 20}}
+    assert d["message"] == "undefined name 'dens'; did you mean 'dense'?"
+    (completion,) = [r["result"] for r in replies if r.get("id") == 2]
+    assert "dense" in [item["label"] for item in completion["items"]]
