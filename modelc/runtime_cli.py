@@ -8,7 +8,7 @@ import warnings
 from typing import Any
 
 from .runtime.defaults import (DEFAULT_BATCH, DEFAULT_CALIBRATION_ROWS, DEFAULT_FORMAT, DEFAULT_ON_MISSING,
-                               ON_MISSING, PREDICTION_FORMATS)
+                               ON_MISSING, PREDICTION_FORMATS, PROVIDERS)
 from .version import DISTRIBUTION
 
 
@@ -17,7 +17,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, action="append",
                    help=".npz, .npy, .csv or .parquet; a glob ('data/part-*.parquet'), a directory, or repeated")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
-    p.add_argument("--provider", default="cpu", choices=["cpu", "cuda", "reference"])
+    p.add_argument("--provider", default="cpu", choices=list(PROVIDERS),
+                   help="; ".join(f"{k}: {v}" for k, v in PROVIDERS.items()))
     p.add_argument("--columns", action="append", default=[], metavar="INPUT=C1,C2",
                    help="which columns feed a model input (repeatable)")
     p.add_argument("--drop", action="append", default=[], metavar="COL[,COL]",
@@ -222,7 +223,7 @@ def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("model", help="a .model or .onnx file")
     p.add_argument("--data", required=True, help=".npz, .npy, .csv or .parquet")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
-    p.add_argument("--providers", help="comma-separated: cpu, cuda, reference (default cpu,reference; with "
+    p.add_argument("--providers", help=f"comma-separated: {', '.join(PROVIDERS)} (default cpu,reference; with "
                    "--variants, cpu)")
     p.add_argument("--variants", help="comma-separated: fp32, fp16, bf16, functions, inline, int8, int8-static, "
                    "opsetN (.model only); "
