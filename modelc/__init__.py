@@ -11,7 +11,7 @@ from typing import Any
 from .version import __version__ as __version__  # the package's version, from modelc/version.py
 
 _API = {"compile_file", "compile_source", "check_file", "check_source", "params", "summary",
-        "save", "Diagnostic", "ModelcError"}
+        "save", "write_report", "Diagnostic", "ModelcError"}
 
 
 def __getattr__(name: str) -> Any:
@@ -43,4 +43,11 @@ def run(model: Any, data: Any, output: str, **options: Any) -> dict[str, Any]:
     return _run(model, data, output, **options)
 
 
-__all__ = sorted(_API | {"metric", "evaluate", "run"})
+def compare(model: Any, data: str, **options: Any) -> dict[str, Any]:
+    """`modelc compare` as a function: one model across providers (cpu, openvino, node, wasm, ...), precisions
+    or compile options on the same batches; the dict `--json` prints. write_report(result, "page.html") draws it."""
+    from .runtime.compare import compare as _compare
+    return _compare(model, data, **options)
+
+
+__all__ = sorted(_API | {"metric", "evaluate", "run", "compare"})

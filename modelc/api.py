@@ -76,3 +76,10 @@ def summary(path: str | os.PathLike, model: str | None = None) -> list[dict[str,
     lowered = driver.lower_program(driver.load_file(path), model)
     return [{"path": r.path, "layer": r.layer, "output_shape": list(r.output.shape) if r.output else None,
              "params": r.params, "value": r.value} for r in lowered.layers]
+
+
+def write_report(result: dict[str, Any], path: str | os.PathLike, model: str = "", data: Any = "") -> None:
+    """`--report PAGE.html`: the dict `evaluate` or `compare` returned, as one self-contained web page."""
+    from .runtime.report_page import compare_page, eval_page, write_page
+    page = compare_page(result, str(model), str(data)) if "sides" in result else eval_page(result, str(model), data)
+    write_page(path, page)

@@ -105,10 +105,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             result, failed = e.result, e
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_table(result)
+    _show(args, result, print_table)
     if failed is not None:
         raise failed
     return 0
@@ -144,11 +141,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
                      columns=parse_columns(args.columns), layers=args.layers, save_outputs=args.save_outputs,
                      against=args.against, imports=tuple(args.imports), calibration_rows=args.calibration_rows,
                      **_compile_options(args))
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print_comparison(report)
+    _show(args, report, print_comparison)
     return 0 if report["agree"] else 3
+
+
+def _show(args: argparse.Namespace, result: dict[str, Any], print_human: Any) -> None:
+    """eval's and compare's result: the --report page if asked for, then JSON or the tables."""
+    if args.report:
+        from .api import write_report
+        write_report(result, args.report, args.model, args.data)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_human(result)
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -213,6 +218,7 @@ def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--sample-weight", help="column or array of sample weights")
     p.add_argument("--import", dest="imports", action="append", default=[],
                    help=".model file whose metrics to use (repeatable)")
+    p.add_argument("--report", metavar="PAGE.html", help="also write the results as one self-contained web page")
     p.add_argument("--checkpoint", help="save the metric states here every --checkpoint-every batches")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
@@ -241,6 +247,7 @@ def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--against", metavar="DIR", help="compare against outputs saved with --save-outputs")
     p.add_argument("--columns", action="append", default=[], metavar="INPUT=C1,C2")
     p.add_argument("--import", dest="imports", action="append", default=[])
+    p.add_argument("--report", metavar="PAGE.html", help="also write the comparison as one self-contained web page")
     p.add_argument("--model", dest="model_name")
     p.add_argument("--weights")
     p.add_argument("--init-missing", action="store_true")

@@ -36,7 +36,8 @@ class OpenVinoBackend:
         except Exception as e:  # OpenVINO raises RuntimeError/OpConversionFailure with the operator's name
             raise user_error(f"provider 'openvino' could not load the model: {_first_lines(str(e))}") from None
         self._request = self._compiled.create_infer_request()
-        self._ports = {port.get_any_name(): port for port in self._compiled.outputs}
+        # a port may carry several tensor names (inlining adds some): the graph's output names pick the port
+        self._ports = {name: port for port in self._compiled.outputs for name in port.get_names()}
         self.version = ov.get_version()
         self.last_ms = 0.0
 

@@ -28,11 +28,11 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("driver", {"compiler.driver", "compiler"}),
     ("session, data, metrics", {"runtime.defaults", "runtime.session", "runtime.data", "runtime.columns",
                                 "runtime.missing",
-                                "runtime.partitions",
+                                "runtime.partitions", "runtime.platform_js", "runtime.platform_openvino",
                                 "runtime.finalize", "runtime.prelude", "runtime.metrics", "runtime.writers",
                                 "runtime"}),
     ("model", {"runtime.model", "runtime.quantize"}),
-    ("tasks", {"runtime.tasks", "runtime.report"}),
+    ("tasks", {"runtime.tasks", "runtime.report", "runtime.report_page"}),
     ("engines", {"runtime.engine_dask", "runtime.dask_worker", "runtime.engine", "runtime.compare"}),
     ("command line", {"modelc.api", "modelc.cli", "modelc.runtime_cli", "modelc.__main__", "modelc"}),
 ]
