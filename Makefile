@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check dist bench bench-env clean gpu cpu
+.PHONY: demo test check dist bench bench-env clean gpu cpu platforms
 
 # RUNTIME=cpu (default) installs onnxruntime; RUNTIME=gpu installs onnxruntime-gpu instead.
 RUNTIME ?= cpu
@@ -40,6 +40,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# --provider openvino, node and wasm (docs/platforms.md): their Python packages, then onnxruntime-node and -web at
+# the versions runtime/js/package-lock.json pins (no install script runs: the CPU binaries ship in the package).
+# wasm also needs Chromium: `apt-get install chromium` (CI's .ci/run does it).
+platforms: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[$(RUNTIME),test,dask,platforms]"
+	cd runtime/js && ONNXRUNTIME_NODE_INSTALL=skip npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
 # an sdist and a wheel in dist/ (tests/test_wheel.py installs the wheel outside the checkout)
 dist: $(STAMP)
