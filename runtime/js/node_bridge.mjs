@@ -29,17 +29,28 @@ async function handle(header, bytes) {
   send(answer, out);
 }
 
-// Frames are handled one at a time, in order: the Python side waits for each answer.
+// Frames are handled one at a time, in order: the Python side waits for each answer. Chunks are kept in a
+// list and joined once a whole frame is there (joining on every chunk is quadratic in a large batch).
 let chain = Promise.resolve();
+let chunks = [];
+let buffered = 0;
+let needed = 4;
 process.stdin.on("data", (chunk) => {
-  pending = Buffer.concat([pending, chunk]);
-  while (pending.length >= 4) {
+  chunks.push(chunk);
+  buffered += chunk.length;
+  while (buffered >= needed) {
+    pending = Buffer.concat(chunks, buffered);
+    chunks = [pending];
     const length = pending.readUInt32LE(0);
-    if (pending.length < 4 + length) break;
+    if (buffered < 4 + length) { needed = 4 + length; break; }
     const header = JSON.parse(pending.subarray(4, 4 + length).toString());
-    if (pending.length < 4 + length + header.bytes) break;
-    const bytes = new Uint8Array(pending.subarray(4 + length, 4 + length + header.bytes));
-    pending = pending.subarray(4 + length + header.bytes);
+    const end = 4 + length + header.bytes;
+    if (buffered < end) { needed = end; break; }
+    const bytes = new Uint8Array(pending.subarray(4 + length, end));
+    pending = pending.subarray(end);
+    chunks = [pending];
+    buffered = pending.length;
+    needed = 4;
     chain = chain.then(() => handle(header, bytes)).catch((e) => send({error: String(e && e.message || e)}));
   }
 });
