@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check dist bench bench-env clean gpu cpu parser fuzz
+.PHONY: demo test check dist bench bench-env clean gpu cpu parser fuzz platforms
 
 # RUNTIME=cpu (default) installs onnxruntime; RUNTIME=gpu installs onnxruntime-gpu instead.
 RUNTIME ?= cpu
@@ -46,6 +46,13 @@ test: $(STAMP)
 EXAMPLES ?= 100000
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(EXAMPLES) $(BIN)/python -m pytest -q -m hypothesis tests/
+
+# --provider openvino, node and wasm (docs/platforms.md): their Python packages, then onnxruntime-node and -web at
+# the versions runtime/js/package-lock.json pins (no install script runs: the CPU binaries ship in the package).
+# wasm also needs Chromium: `apt-get install chromium` (CI's .ci/run does it).
+platforms: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[$(RUNTIME),test,dask,platforms]"
+	cd runtime/js && ONNXRUNTIME_NODE_INSTALL=skip npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 
 # an sdist and a wheel in dist/ (tests/test_wheel.py installs the wheel outside the checkout)
 dist: $(STAMP)

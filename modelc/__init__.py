@@ -11,7 +11,7 @@ from typing import Any
 from .version import __version__ as __version__  # the package's version, from modelc/version.py
 
 _API = {"import_keras", "compile_file", "compile_source", "check_file", "check_source", "params", "summary",
-        "save", "Diagnostic", "ModelcError", "fmt", "plot"}
+        "save", "write_report", "Diagnostic", "ModelcError", "fmt", "plot"}
 
 
 def __getattr__(name: str) -> Any:
@@ -75,5 +75,12 @@ def plot_calibration(metric: Any, path: Any = None) -> Any:
     return _plot(metric, path)
 
 
-__all__ = sorted(_API | {"metric", "evaluate", "run", "plot_roc", "plot_pr", "plot_confusion_matrix",
+def compare(model: Any, data: str, **options: Any) -> dict[str, Any]:
+    """`modelc compare` as a function: one model across providers (cpu, openvino, node, wasm, ...), precisions
+    or compile options on the same batches; the dict `--json` prints. write_report(result, "page.html") draws it."""
+    from .runtime.compare import compare as _compare
+    return _compare(model, data, **options)
+
+
+__all__ = sorted(_API | {"metric", "evaluate", "run", "compare", "plot_roc", "plot_pr", "plot_confusion_matrix",
                          "plot_calibration"})

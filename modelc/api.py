@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import onnx
 
 __all__ = ["import_keras", "compile_file", "compile_source", "check_file", "check_source", "params", "summary", "save",
-           "Diagnostic", "ModelcError", "fmt", "plot"]
+           "Diagnostic", "ModelcError", "fmt", "plot", "write_report"]
 
 
 def _budgeted(program: driver.LoadedProgram, max_weights_size: int | str | None) -> driver.LoadedProgram:
@@ -124,3 +124,10 @@ def plot(path: str | os.PathLike, output: str | os.PathLike, model: str | None =
     """`modelc plot`: the model's graph to a .svg or .png (Graphviz's dot renders them) or a .dot file."""
     from .editor.plot import render, to_dot
     render(to_dot(driver.lower_program(driver.load_file(path), model), expand=expand), output)
+
+
+def write_report(result: dict[str, Any], path: str | os.PathLike, model: str = "", data: Any = "") -> None:
+    """`--report PAGE.html`: the dict `evaluate` or `compare` returned, as one self-contained web page."""
+    from .runtime.report_page import compare_page, eval_page, write_page
+    page = compare_page(result, str(model), str(data)) if "sides" in result else eval_page(result, str(model), data)
+    write_page(path, page)

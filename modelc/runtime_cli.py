@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from .runtime.defaults import (DEFAULT_BATCH, DEFAULT_CALIBRATION_ROWS, DEFAULT_FORMAT, DEFAULT_ON_MISSING,
-                               ON_MISSING, PREDICTION_FORMATS)
+                               ON_MISSING, PREDICTION_FORMATS, PROVIDERS)
 from .version import DISTRIBUTION
 
 
@@ -18,7 +18,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, action="append",
                    help=".npz, .npy, .csv or .parquet; a glob ('data/part-*.parquet'), a directory, or repeated")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
-    p.add_argument("--provider", default="cpu", choices=["cpu", "cuda", "reference"])
+    p.add_argument("--provider", default="cpu", choices=list(PROVIDERS),
+                   help="; ".join(f"{k}: {v}" for k, v in PROVIDERS.items()))
     p.add_argument("--columns", action="append", default=[], metavar="INPUT=C1,C2",
                    help="which columns feed a model input (repeatable)")
     p.add_argument("--drop", action="append", default=[], metavar="COL[,COL]",
@@ -113,10 +114,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                               plots=args.plots, **_row_options(args), **_engine_options(args))
         except PartitionErrors as e:  # the other partitions' metrics are shown, then the failures, exit 1
             result, failed = e.result, e
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_table(result)
+    _show(args, result, print_table)
     if failed is not None:
         raise failed
     return 0
@@ -185,11 +183,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
                          columns=parse_columns(args.columns), layers=args.layers, save_outputs=args.save_outputs,
                          against=args.against, imports=tuple(args.imports), calibration_rows=args.calibration_rows,
                          **_compile_options(args))
-    if args.json:
-        print(json.dumps(report))
-    else:
-        print_comparison(report)
+    _show(args, report, print_comparison)
     return 0 if report["agree"] else 3
+
+
+def _show(args: argparse.Namespace, result: dict[str, Any], print_human: Any) -> None:
+    """eval's and compare's result: the --report page if asked for, then JSON or the tables."""
+    if args.report:
+        from .api import write_report
+        write_report(result, args.report, args.model, args.data)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_human(result)
 
 
 def _split(text: str | None) -> list[str] | None:
@@ -254,6 +260,7 @@ def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--sample-weight", help="column or array of sample weights")
     p.add_argument("--import", dest="imports", action="append", default=[],
                    help=".model file whose metrics to use (repeatable)")
+    p.add_argument("--report", metavar="PAGE.html", help="also write the results as one self-contained web page")
     p.add_argument("--checkpoint", help="save the metric states here every --checkpoint-every batches")
     p.add_argument("--checkpoint-every", type=int, default=100)
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
@@ -261,12 +268,15 @@ def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParse
                    "(SVG and PNG) here; needs matplotlib (the plots extra)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_eval)
+    add_compare_command(sub)
 
+
+def add_compare_command(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("compare", help="one model across providers, precisions or compile options")
     p.add_argument("model", help="a .model or .onnx file")
     p.add_argument("--data", required=True, help=".npz, .npy, .csv or .parquet")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
-    p.add_argument("--providers", help="comma-separated: cpu, cuda, reference (default cpu,reference; with "
+    p.add_argument("--providers", help=f"comma-separated: {', '.join(PROVIDERS)} (default cpu,reference; with "
                    "--variants, cpu)")
     p.add_argument("--variants", help="comma-separated: fp32, fp16, bf16, functions, inline, int8, int8-static, "
                    "opsetN (.model only); "
@@ -284,6 +294,7 @@ def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--against", metavar="DIR", help="compare against outputs saved with --save-outputs")
     p.add_argument("--columns", action="append", default=[], metavar="INPUT=C1,C2")
     p.add_argument("--import", dest="imports", action="append", default=[])
+    p.add_argument("--report", metavar="PAGE.html", help="also write the comparison as one self-contained web page")
     p.add_argument("--model", dest="model_name")
     add_import_root(p)
     p.add_argument("--weights")

@@ -35,6 +35,8 @@ VARIANTS = {  # name -> compile options
     "int8": {"quantize": "int8"}, "int8-static": {"quantize": "int8-static"},  # fp32 compiled, then quantize.py
 }
 FP16_TOLERANCE = (1e-2, 1e-3)  # (rtol, atol) when a half-precision variant takes part
+# the error histogram's bins: exactly equal, then one decade each from 1e-12 up, then everything above 100
+ERROR_DECADES = np.array([10.0 ** k for k in range(-12, 3)])
 
 
 @dataclass
@@ -49,6 +51,7 @@ class OutputStats:
     worst: dict[str, Any] = field(default_factory=dict)
     nan: int = 0
     inf: int = 0
+    histogram: np.ndarray = field(default_factory=lambda: np.zeros(len(ERROR_DECADES) + 2, np.int64))
 
     def update(self, got: np.ndarray, ref: np.ndarray, row0: int, rtol: float, atol: float) -> None:
         if got.dtype.kind in "OUS" or ref.dtype.kind in "OUS":   # text: equal or not, no tolerance
@@ -68,6 +71,9 @@ class OutputStats:
         self.out_of_tolerance += int(bad.sum())
         finite = diff[np.isfinite(diff)]
         self.sum_abs += float(finite.sum())
+        flat = diff.ravel()
+        bins = np.where(flat == 0, 0, 1 + np.searchsorted(ERROR_DECADES, flat, side="left"))
+        self.histogram += np.bincount(bins, minlength=len(self.histogram))
         if diff.size:
             k = int(np.argmax(diff))
             if diff.flat[k] > self.max_abs or not self.worst:
@@ -93,7 +99,9 @@ class OutputStats:
                 "mean_abs": self.sum_abs / self.elements if self.elements else 0.0,
                 "out_of_tolerance": self.out_of_tolerance,
                 "share_out_of_tolerance": self.out_of_tolerance / self.elements if self.elements else 0.0,
-                "worst": self.worst, "nan": self.nan, "inf": self.inf, "elements": self.elements}
+                "worst": self.worst, "nan": self.nan, "inf": self.inf, "elements": self.elements,
+                "error_histogram": {"upper_edges": [0.0, *ERROR_DECADES.tolist(), float("inf")],
+                                    "counts": self.histogram.tolist()}}
 
 
 @dataclass

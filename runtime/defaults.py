@@ -11,3 +11,11 @@ ON_MISSING = {  # --on-missing: what becomes of a row with a missing input or ta
 }
 DEFAULT_ON_MISSING = "error"
 DEFAULT_CALIBRATION_ROWS = 256                        # rows int8-static calibrates on (compile, compare)
+PROVIDERS = {  # --provider / --providers: where a model runs (session.py holds how)
+    "cpu": "onnxruntime, CPU execution provider",
+    "cuda": "onnxruntime-gpu, CUDA execution provider",
+    "reference": "onnx's ReferenceEvaluator (the oracle: slow, exact to the spec)",
+    "openvino": "OpenVINO's runtime on the CPU (the openvino package)",
+    "node": "onnxruntime-node in a Node.js process",
+    "wasm": "onnxruntime-web's WebAssembly backend in headless Chromium",
+}

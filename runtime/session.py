@@ -11,8 +11,12 @@ import onnx
 
 from ..compiler.source import user_error
 from ..version import DISTRIBUTION
+from .defaults import PROVIDERS
 
-PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "reference": None}
+ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+PLATFORMS = {"openvino": "platform_openvino.OpenVinoBackend",   # other runtimes, each behind run(feeds, names)
+             "node": "platform_js.NodeBackend", "wasm": "platform_js.WasmBackend"}
+assert set(PROVIDERS) == {*ORT_PROVIDERS, "reference", *PLATFORMS}
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,10 @@ class Session:
         self.inputs = tensor_specs(model.graph.input)
         self.outputs = tensor_specs(model.graph.output)
         self.output_names = [o.name for o in self.outputs]
+        self._platform = None
+        if provider in PLATFORMS:  # the model, weights included, goes to the platform once
+            self._platform = platform_backend(provider)(with_external_data(model, external), threads)
+            return
         if provider == "reference":
             from onnx.reference import ReferenceEvaluator
             refuse_what_the_reference_ignores(model)
@@ -136,7 +144,7 @@ class Session:
         except ImportError:
             raise user_error(f"onnxruntime is not installed: pip install '{DISTRIBUTION}[cpu]' (or "
                              f"'{DISTRIBUTION}[gpu]' for CUDA), or use --provider reference") from None
-        wanted = PROVIDERS[provider]
+        wanted = ORT_PROVIDERS[provider]
         if wanted not in ort.get_available_providers():
             raise user_error(f"provider '{provider}' is not available in this onnxruntime "
                              f"({', '.join(ort.get_available_providers())}); for cuda install "
@@ -155,6 +163,8 @@ class Session:
         names = outputs or self.output_names
         if self.provider == "reference":
             values = self._ref.run(names, feeds)
+        elif self._platform is not None:
+            values = self._platform.run(feeds, names)
         elif self.provider == "cuda":
             values = self._run_bound(feeds, names)
         else:
@@ -177,3 +187,10 @@ class Session:
         except Exception as e:
             raise user_error(f"inference failed on cuda: {e}") from None
         return binding.copy_outputs_to_cpu()
+
+
+def platform_backend(provider: str) -> type:
+    """The backend class of a platform provider, imported only when asked for (each brings its own runtime)."""
+    import importlib
+    module, name = PLATFORMS[provider].split(".")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), name)

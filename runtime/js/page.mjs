@@ -1,0 +1,34 @@
+// `--provider wasm`: onnxruntime-web's WebAssembly backend in a headless page. Python calls the two functions
+// below through Playwright; tensors cross as base64 text, the model once as a fetch from the loopback server.
+import * as ort from "./ort/ort.wasm.min.mjs";
+import { runBatch } from "./tensors.mjs";
+
+let session = null;
+
+function fromBase64(text) {
+  const raw = atob(text);
+  const bytes = new Uint8Array(raw.length);
+  for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+  return bytes;
+}
+
+function toBase64(bytes) {
+  let raw = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) raw += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return btoa(raw);
+}
+
+window.loadModel = async (threads) => {
+  ort.env.wasm.wasmPaths = new URL("./ort/", location.href).href;
+  ort.env.wasm.numThreads = crossOriginIsolated ? threads : 1;
+  const model = new Uint8Array(await (await fetch("./model.onnx")).arrayBuffer());
+  session = await ort.InferenceSession.create(model, {executionProviders: ["wasm"], graphOptimizationLevel: "all"});
+  return {inputs: session.inputNames, outputs: session.outputNames, version: ort.env.versions.web,
+          threads: ort.env.wasm.numThreads};
+};
+
+window.runBatch = async (header, payload) => {
+  const [answer, out] = await runBatch(ort, session, header, fromBase64(payload));
+  return [answer, toBase64(out)];
+};
+window.bridgeReady = true;
