@@ -7,6 +7,7 @@ releases. The `openvino` package installs beside it, and it is what an Intel dep
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import onnx
@@ -20,6 +21,10 @@ class OpenVinoBackend:
     provider = "openvino"
 
     def __init__(self, model: onnx.ModelProto, threads: int | None = None):
+        # importing openvino sends usage telemetry unless a consent file in the user's home says no (and forks
+        # a process to send it); modelc never lets it: with its telemetry package unimportable, OpenVINO uses
+        # its own stub
+        sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
         try:
             import openvino as ov
         except ImportError:

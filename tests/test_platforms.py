@@ -193,3 +193,20 @@ def test_eval_report_page(tmp_path, binary_task):
     text = page_path.read_text()
     accuracy = json.loads(out.stdout)["metrics"]["accuracy"]
     assert f"{accuracy:.7g}" in text and "<script" not in text and "http" not in text.replace("http://www.w3", "")
+
+
+def test_openvino_sends_no_telemetry(tmp_path):
+    """Importing openvino sends usage data unless a consent file says no; modelc's openvino provider never lets
+    it (its telemetry package stays unimportable, so OpenVINO falls back to its stub), checked in a fresh process."""
+    need("openvino")
+    import subprocess
+    import sys
+    script = ("import sys, numpy as np, modelc\n"
+              "from modelc.runtime.session import Session\n"
+              "proto = modelc.compile_file(sys.argv[1], weights=sys.argv[2])\n"
+              "Session(proto, 'openvino').run({'x': np.ones((2, 8), np.float32)})\n"
+              "assert sys.modules['openvino_telemetry'] is None, 'the telemetry package was imported'\n"
+              "assert 'openvino.tools.ovc.telemetry_stub' in sys.modules\n")
+    out = subprocess.run([sys.executable, "-c", script, str(ROOT / "samples" / "housing.model"),
+                          str(ROOT / "samples" / "housing.safetensors")], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr

@@ -5,7 +5,9 @@ import { runBatch } from "./tensors.mjs";
 
 let session = null;
 
+// Chromium 140 and later decode and encode base64 natively, many times faster than a loop over characters
 function fromBase64(text) {
+  if (Uint8Array.fromBase64) return Uint8Array.fromBase64(text);
   const raw = atob(text);
   const bytes = new Uint8Array(raw.length);
   for (let i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
@@ -13,6 +15,7 @@ function fromBase64(text) {
 }
 
 function toBase64(bytes) {
+  if (bytes.toBase64) return bytes.toBase64();
   let raw = "";
   for (let i = 0; i < bytes.length; i += 0x8000) raw += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
   return btoa(raw);
