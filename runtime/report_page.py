@@ -47,11 +47,11 @@ def _number(value: Any) -> str:
     return _e(value) if value is not None else "–"
 
 
-def _table(headers: list[str], rows: list[tuple[list[str], bool]], table_id: str) -> str:
-    """rows: (cells already escaped, whether the row is a failure); the first column is a name."""
-    head = "".join(f'<th class="{"name" if i == 0 else ""}">{_e(h)}</th>' for i, h in enumerate(headers))
+def _table(headers: list[str], rows: list[tuple[list[str], bool]], table_id: str, names: int = 1) -> str:
+    """rows: (cells already escaped, whether the row is a failure); the first `names` columns are names."""
+    head = "".join(f'<th class="{"name" if i < names else ""}">{_e(h)}</th>' for i, h in enumerate(headers))
     body = "".join(f'<tr class="{"bad" if bad else ""}">'
-                   + "".join(f'<td class="{"name" if i == 0 else "num"}">{c}</td>' for i, c in enumerate(cells))
+                   + "".join(f'<td class="{"name" if i < names else "num"}">{c}</td>' for i, c in enumerate(cells))
                    + "</tr>" for cells, bad in rows)
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
@@ -61,17 +61,19 @@ def _histogram(histogram: dict[str, Any], caption: str) -> str:
     counts, edges = histogram["counts"], histogram["upper_edges"]
     labels = ["0"] + [f"≤1e{round(math.log10(e))}" for e in edges[1:-1]] + [">1e2"]
     total = max(sum(counts), 1)
-    width, height, bar = 36 * len(counts), 150, 30
+    step, bar = 28, 24
+    width, height = step * len(counts), 150
     bars = []
     for i, (count, label) in enumerate(zip(counts, labels)):
         h = round(110 * count / total)
-        x = i * 36 + 3
+        x = i * step + 2
         bars.append(f'<rect x="{x}" y="{120 - h}" width="{bar}" height="{h}" fill="#3e7cb1">'
                     f'<title>{_e(label)}: {count:,}</title></rect>'
-                    f'<text x="{x + bar / 2}" y="{134}" font-size="8" text-anchor="middle">{_e(label)}</text>')
+                    f'<text x="{x + bar / 2}" y="{134}" font-size="7" text-anchor="middle">{_e(label)}</text>')
         if count:
+            share = 100 * count / total
             bars.append(f'<text x="{x + bar / 2}" y="{116 - h}" font-size="8" text-anchor="middle">'
-                        f'{100 * count / total:.0f}%</text>')
+                        f'{"<1" if share < 1 else f"{share:.0f}"}%</text>')
     return (f'<figure><figcaption>{_e(caption)}</figcaption><svg xmlns="http://www.w3.org/2000/svg" '
             f'width="{width}" height="{height}" role="img">{"".join(bars)}'
             f'<text x="0" y="148" font-size="9" fill="#52606d">absolute error</text></svg></figure>')
@@ -110,7 +112,7 @@ def compare_page(report: dict[str, Any], model: str, data: str) -> str:
                 f'atol {report["atol"]:g})</div>']
     headers = ["output", "side", "max abs", "max rel", "mean abs", "out of tol", "share", "NaN", "Inf"]
     sections.append(f"<h2>Outputs against {_e(reference)}</h2>"
-                    + _table(headers, _error_rows(report["outputs"]), "outputs"))
+                    + _table(headers, _error_rows(report["outputs"]), "outputs", names=2))
     charts = [_histogram(s["error_histogram"], f"{name} · {side}") for name, per in report["outputs"].items()
               for side, s in per.items() if "error_histogram" in s]
     if charts:
@@ -139,7 +141,7 @@ def _layers_section(report: dict[str, Any]) -> str:
     note = (f"The first layer whose output leaves the tolerance: <b>{_e(first)}</b>." if first
             else "No layer's output leaves the tolerance.")
     return (f'<h2>Layers</h2><p class="note" id="first-diverging">{note}</p>'
-            + _table(headers, _error_rows(report["layers"]), "layers"))
+            + _table(headers, _error_rows(report["layers"]), "layers", names=2))
 
 
 def eval_page(result: dict[str, Any], model: str, data: list[str] | str) -> str:
