@@ -271,3 +271,9 @@ def test_files_and_stdin_together_are_a_usage_error(tmp_path):
     assert run_cli("fmt", "--stdin", tmp_path / "a.model").returncode == 2
     missing = run_cli("fmt", tmp_path / "none.model")
     assert missing.returncode == 1 and "cannot read" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_the_samples_are_in_the_canonical_layout():
+    """What users copy from must be what `modelc fmt` writes: `fmt --check samples/` changes nothing."""
+    result = run_cli("fmt", "--check", ROOT / "samples")
+    assert result.returncode == 0, result.stdout + result.stderr
