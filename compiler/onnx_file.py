@@ -24,8 +24,11 @@ def load_onnx(path: str) -> "onnx.ModelProto":
 
 
 def onnx_params(proto: "onnx.ModelProto") -> list[dict[str, Any]]:
-    """The graph's initializers as `modelc params --json` lists a .model's weights."""
-    return [{"name": t.name, "shape": list(t.dims), "dtype": DTYPE_OF_ONNX.get(t.data_type, str(t.data_type))}
+    """The graph's initializers as `modelc params --json` lists a .model's weights; a type modelc's language has
+    no name for (int8 weights of a quantized model) under ONNX's own name, lower-cased."""
+    import onnx
+    return [{"name": t.name, "shape": list(t.dims),
+             "dtype": DTYPE_OF_ONNX.get(t.data_type) or onnx.TensorProto.DataType.Name(t.data_type).lower()}
             for t in proto.graph.initializer]
 
 
@@ -77,7 +80,9 @@ def render_onnx_summary(proto: "onnx.ModelProto") -> str:
         weights.add_column(column)
     for row in params.values():
         weights.add_row(escape(row["name"]), escape(show_shape(tuple(row["shape"]))), row["dtype"])
-    size = sum(count(r) * DTYPES[r["dtype"]].itemsize for r in params.values() if r["dtype"] in DTYPES)
+    import onnx
+    size = sum(count(params[t.name]) * onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize
+               for t in proto.graph.initializer)
     functions = ", ".join(sorted(f.name for f in proto.functions)) or "none"
     return render_text(table, weights, f"Total params: {sum(count(r) for r in params.values()):,} "
                        f"({human_size(size)})", f"Weights: {len(params)}", f"Layer functions: {functions}",

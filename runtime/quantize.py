@@ -75,10 +75,13 @@ def quantize(proto: onnx.ModelProto, mode: str, calibrate: Any = None, rows: int
     quiet = _NoPreprocessAdvice()
     logging.getLogger().addFilter(quiet)
     try:
-        return _run_quantizer(q, flat, CalibrationRows(calibrate, model_inputs(flat), rows, columns, target)
-                              if mode == "int8-static" else None, workdir)
+        quantized = _run_quantizer(q, flat, CalibrationRows(calibrate, model_inputs(flat), rows, columns, target)
+                                   if mode == "int8-static" else None, workdir)
     finally:
         logging.getLogger().removeFilter(quiet)
+    # the quantizer signs the model as its own: it stays modelc's, with its source and seed (metadata kept)
+    quantized.producer_name, quantized.producer_version = proto.producer_name, proto.producer_version
+    return quantized
 
 
 def _run_quantizer(q: Any, flat: onnx.ModelProto, reader: CalibrationRows | None,

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import run_cli
 from modelc import cli
-from modelc.runtime import quantize
+from modelc.runtime import compare, quantize
 
 WIDE_MLP = """
 model wide(x: float32[batch, 64]) {
@@ -118,3 +118,31 @@ def test_compare_unknown_variant_lists_int8(data):
     assert result.returncode == 1
     assert result.stderr == ("error: unknown variant 'int4'; use fp32, fp16, bf16, fp64, functions, inline, int8, "
                              "int8-static or opsetN\n")
+
+
+def test_compare_int8_agrees_under_its_default_tolerance(data):
+    """Without --rtol/--atol an int8 variant gets int8's tolerance, not fp32's: quantized outputs are close,
+    and the verdict says so (exit 0) while the figures still show they differ."""
+    model, path = data["classifier"]
+    result = run_cli("compare", model, "--init-missing", "--data", path, "--variants", "fp32,int8", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["rtol"], report["atol"]) == compare.INT8_TOLERANCE
+    assert report["agree"] and 0 < report["outputs"]["probs"]["cpu/int8"]["max_abs"] < report["atol"]
+
+
+def test_a_quantized_model_stays_modelcs_and_its_int8_weights_count(data, tmp_path):
+    """summary and params on a quantized .onnx: int8 weights named as such and counted in the size; the model
+    signed by modelc with its metadata, as the float model was."""
+    model, _ = data["classifier"]
+    out = tmp_path / "q.onnx"
+    assert run_cli("compile", model, "--init-missing", "--quantize", "int8", "-o", out).returncode == 0
+    proto = onnx.load(str(out))
+    assert proto.producer_name == "modelc" and any(p.key == "modelc.source" for p in proto.metadata_props)
+    params = json.loads(run_cli("params", out, "--json").stdout)
+    int8 = [p for p in params if p["dtype"] == "int8"]
+    assert int8 and all(p["name"].endswith(("_quantized", "_zero_point")) for p in int8)
+    nbytes = sum(onnx.numpy_helper.to_array(t).nbytes for t in proto.graph.initializer)
+    summary = run_cli("summary", out).stdout
+    from modelc.compiler.summary import human_size
+    assert f"({human_size(nbytes)})" in summary and "Made by modelc" in summary
