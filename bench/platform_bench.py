@@ -55,11 +55,12 @@ def one_round(session: Session, feeds: dict[str, np.ndarray], iters: int) -> tup
     return statistics.median(outer), statistics.median(inner)
 
 
-def bench_model(name: str, providers: list[str], rounds: int, iters: int) -> list[list[str]]:
+def bench_model(name: str, providers: list[str], rounds: int, iters: int, batches: tuple[int, ...] = BATCHES
+                ) -> list[list[str]]:
     source, weights = MODELS[name]
     proto = modelc.compile_file(source, weights=str(weights) if weights else None)
     rows = []
-    for batch in BATCHES:
+    for batch in batches:
         feeds = feeds_for(proto, batch)
         sessions = {p: Session(proto, p) for p in providers}
         for session in sessions.values():
@@ -86,11 +87,13 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--providers", default="cpu,openvino,node,wasm")
     parser.add_argument("--models", default="housing,resnet")
+    parser.add_argument("--batches", default=",".join(map(str, BATCHES)), help="batch sizes, comma-separated")
     args = parser.parse_args()
     providers = args.providers.split(",")
     if providers[0] != "cpu":
         providers.insert(0, "cpu")
-    rows = [row for name in args.models.split(",") for row in bench_model(name, providers, args.rounds, args.iters)]
+    rows = [row for name in args.models.split(",") for row in bench_model(name, providers, args.rounds, args.iters,
+                                                                tuple(int(b) for b in args.batches.split(",")))]
     print(f"# platform bench: {cpu_model()}, {cpu_count()}; medians of {args.rounds} rounds x {args.iters} batches\n")
     print(table(["model", "batch", "provider", "rows/s", "vs cpu", "ms/batch end to end", "ms inside run",
                  "bridge"], rows))

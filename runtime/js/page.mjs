@@ -1,5 +1,6 @@
 // `--provider wasm`: onnxruntime-web's WebAssembly backend in a headless page. Python calls the two functions
-// below through Playwright; tensors cross as base64 text, the model once as a fetch from the loopback server.
+// below through Playwright. The model (once) and each large batch come as raw bytes fetched from the loopback
+// server, a small batch as base64 text inside the call; outputs go back as base64 text.
 import * as ort from "./ort/ort.wasm.min.mjs";
 import { runBatch } from "./tensors.mjs";
 
@@ -30,8 +31,11 @@ window.loadModel = async (threads) => {
           threads: ort.env.wasm.numThreads};
 };
 
-window.runBatch = async (header, payload) => {
-  const [answer, out] = await runBatch(ort, session, header, fromBase64(payload));
+// `inline`: a small batch as base64 text; null: fetch the batch's raw bytes from the server
+window.runBatch = async (header, inline) => {
+  const payload = inline !== null ? fromBase64(inline)
+    : new Uint8Array(await (await fetch("./batch", {cache: "no-store"})).arrayBuffer());
+  const [answer, out] = await runBatch(ort, session, header, payload);
   return [answer, toBase64(out)];
 };
 window.bridgeReady = true;

@@ -21,7 +21,8 @@ export function decodeTensors(ort, specs, bytes) {
     if (!Array) throw new Error(`the bridge cannot carry dtype ${spec.dtype}`);
     const n = count(spec.shape);
     const size = n * Array.BYTES_PER_ELEMENT;
-    const copy = bytes.slice(offset, offset + size);  // aligned: a typed array needs its element alignment
+    // a copy, aligned as a typed array needs (Uint8Array's slice: a Node Buffer's own slice is a view)
+    const copy = Uint8Array.prototype.slice.call(bytes, offset, offset + size);
     const data = spec.dtype === "bool" ? new Uint8Array(copy.buffer) : new Array(copy.buffer, 0, n);
     feeds[spec.name] = new ort.Tensor(spec.dtype, data, spec.shape);
     offset += size;
