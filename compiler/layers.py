@@ -113,7 +113,7 @@ def _function_layer(name: str, function: str | None = None) -> BuiltinLayer:
     return layer(name, lower, fn.doc, *hparams)
 
 
-_ACTIVATIONS = [
+ACTIVATION_LAYERS = [
     layer("linear", lower_linear, "identity"),
     _function_layer("relu"),
     layer("elu", _activation("Elu", alpha=1.0), "x if x > 0 else alpha * (exp(x) - 1)", ("alpha", "float", 1.0)),
@@ -142,7 +142,7 @@ _LAYERS = [
     layer("concat", lower_concat_layer, "join inputs along axis", ("axis", "int", -1), inputs=(1, None)),
 ]
 
-FAMILIES = [_ACTIVATIONS, _LAYERS, layers_norm.LAYERS, layers_conv.LAYERS, layers_pool.LAYERS,
+FAMILIES = [ACTIVATION_LAYERS, _LAYERS, layers_norm.LAYERS, layers_conv.LAYERS, layers_pool.LAYERS,
             layers_attention.LAYERS, layers_recurrent.LAYERS]
 BUILTIN_LAYERS: dict[str, BuiltinLayer] = {entry.name: entry for family in FAMILIES for entry in family}
 assert len(BUILTIN_LAYERS) == sum(map(len, FAMILIES)), "two families define a layer of the same name"

@@ -327,7 +327,7 @@ def syntax_diagnostic(err: UnexpectedInput, file: str, text: str) -> Diagnostic:
         message += "; expected " + describe_expected(expected)
     # Name a bracket left open where its closer would do. A body's '{' stays open over every
     # statement, so it is named only at the end of the file.
-    opener = _unclosed_bracket(text, len(text) if pos is None else pos)
+    opener = unclosed_bracket(text, len(text) if pos is None else pos)
     if opener is not None and CLOSER_TERMINALS[BRACKETS[opener[0]]] in expected and (
             opener[0] != "{" or pos == len(text)):
         message += f"; the '{opener[0]}' at line {opener[1]}, column {opener[2]} is not closed"
@@ -337,7 +337,7 @@ def syntax_diagnostic(err: UnexpectedInput, file: str, text: str) -> Diagnostic:
 _BRACKET_SCAN = re.compile(r'#[^\n]*|"(?:[^"\\\n]|\\.)*"|[()\[\]{}\n]')
 
 
-def _unclosed_bracket(text: str, end: int) -> tuple[str, int, int] | None:
+def unclosed_bracket(text: str, end: int) -> tuple[str, int, int] | None:
     """The innermost bracket still open at text[end] (comments and strings skipped): (char, line, col)."""
     stack: list[tuple[str, int, int]] = []
     line, line_start = 1, 0

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..compiler import nodes as N
-from ..compiler.parse import _unclosed_bracket
+from ..compiler.parse import unclosed_bracket
 from ..compiler.source import Span
 from .analysis import Document, child_nodes
 from . import vocabulary as V
@@ -306,7 +306,7 @@ def _open_bracket(doc: Document, line: int, col: int = 1) -> tuple[str, int, int
         return None
     lines = doc.lines
     text = "\n".join(lines[chunk.at:line - 1] + [lines[line - 1][:col - 1]])
-    found = _unclosed_bracket(text, len(text))
+    found = unclosed_bracket(text, len(text))
     return (found[0], found[1] + chunk.at, found[2]) if found else None
 
 

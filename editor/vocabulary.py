@@ -12,7 +12,7 @@ from ..compiler.check import HPARAM_TYPES
 from ..compiler.functions import CONSTANTS, FUNCTIONS
 from ..compiler.initializers import INITIALIZERS
 from ..compiler.ir import InitSpec
-from ..compiler.layers import _ACTIVATIONS, BUILTIN_LAYERS
+from ..compiler.layers import ACTIVATION_LAYERS, BUILTIN_LAYERS
 from ..compiler.layers_base import REQUIRED
 from ..compiler.states import STATE_RULES
 from ..compiler.types import DTYPES
@@ -20,7 +20,7 @@ from ..runtime.prelude import PRELUDE, prelude_definitions
 
 DEFINITION_KEYWORDS = ("layer", "model", "metric", "import")
 STATEMENT_KEYWORDS = ("param", "state", "return")
-ACTIVATIONS = tuple(entry.name for entry in _ACTIVATIONS)
+ACTIVATIONS = tuple(entry.name for entry in ACTIVATION_LAYERS)
 
 
 @dataclass(frozen=True)
