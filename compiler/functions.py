@@ -263,10 +263,10 @@ def lower_score_bin(b: BlockBuilder, loc: Span | None, p: Any, bins: Any, spacin
             if step == 0.0:  # not above the bin's lower edge: the bin below
                 below = b.node("Not", [above], above.type, loc)
                 move = binary(b, "and", binary(b, ">=", index, limit, loc), below, loc)
-                index = b.node("Where", [move, binary(b, "-", index, 1.0, loc), index], t64, loc)
-            else:  # above the bin's upper edge: the bin above
+                index = binary(b, "-", index, b.node("Cast", [move], t64, loc, to="float64"), loc)
+            else:  # above the bin's upper edge: the bin above (a cast and an add: onnxruntime's Where is slow)
                 move = binary(b, "and", binary(b, "<=", index, limit, loc), above, loc)
-                index = b.node("Where", [move, binary(b, "+", index, 1.0, loc), index], t64, loc)
+                index = binary(b, "+", index, b.node("Cast", [move], t64, loc, to="float64"), loc)
     return b.node("Cast", [index], TensorType("int64", p.type.shape), loc, to="int64")
 
 

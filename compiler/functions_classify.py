@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from .builder import BlockBuilder
-from .ir import Value
+from .ir import Filled, UnitWeights, Value
 from .operators import binary
 from .source import Span, did_you_mean, error
+from .states import FLOAT32_EXACT
 from .types import FLOAT_DTYPES, INT_DTYPES, TensorType
 from .values import describe, is_tensor
 
@@ -88,7 +89,8 @@ def lower_label_outside(b: BlockBuilder, loc: Span | None, y_true: Any, y_pred: 
     rows = TensorType("int64", y_true.type.shape[:1])
     if k is None or y_true.type.rank != 1:
         shape = b.node("Shape", [y_true], TensorType("int64", (1,)), loc, start=0, end=1)
-        return b.node("Expand", [b.const(0, "int64"), shape], rows, loc)
+        zeros = b.node("Expand", [b.const(0, "int64"), shape], rows, loc)
+        return Filled(zeros.name, zeros.type, 0, shape)
     label = labels(b, loc, y_true)
     outside = binary(b, "or", binary(b, "<", label, 0, loc), binary(b, ">=", label, k, loc), loc)
     return b.node("Cast", [outside], rows, loc, to="int64")
@@ -132,81 +134,123 @@ def lower_class_counts(b: BlockBuilder, loc: Span | None, y_true: Any, y_pred: A
     thresholds = _thresholds(threshold, loc)
     top = _optional_int(top_k, "top_k", 1, k or 1, loc)
     cid = _optional_int(class_id, "class_id", 0, (k or 1) - 1, loc)
-    w = b.node("Cast", [w], TensorType(F64, w.type.shape), loc, to=F64)
+    w64 = b.node("Cast", [w], TensorType(F64, w.type.shape), loc, to=F64) if not isinstance(w, UnitWeights) or \
+        k is not None else w   # unweighted, the masks are counted, not weighed
     if k is not None and y_true.type.rank == 1 and thresholds is None and top is None and cid is None \
             and w.type.rank == 1 and y_pred.type.dtype in FLOAT_DTYPES:
-        return _argmax_counts(b, loc, y_true, y_pred, w, k)
-    return _mask_counts(b, loc, y_true, y_pred, w, k, thresholds, top, cid)
+        return _argmax_counts(b, loc, y_true, y_pred, w64, k)
+    return _mask_counts(b, loc, y_true, y_pred, w if isinstance(w, UnitWeights) else w64, k, thresholds, top, cid)
 
 
 def _mask_counts(b: BlockBuilder, loc: Span | None, y_true: Value, y_pred: Value, w: Value, k: int | None,
                  thresholds: list[float] | None, top: int | None, cid: int | None) -> Value:
-    """The counts from masks [batch, classes, thresholds] of predicted and actual positives."""
-    truth = b.node("Cast", [positives(b, loc, y_true, y_pred)], TensorType("bool", y_pred.type.shape), loc, to="bool")
-    predicted = _predicted(b, loc, y_pred, k, thresholds, top)      # [batch, classes, thresholds]
-    truth = _as_rank3(b, truth, loc)
-    if w.type.rank == 1:
-        w = b.node("Unsqueeze", [w, b.const([1, 2], "int64")], TensorType(F64, (w.type.shape[0], 1, 1)), loc)
-    else:  # one weight per score
-        w = _as_rank3(b, w, loc)
+    """The counts from masks of predicted and actual positives laid out batch last, [classes, thresholds, batch]:
+    onnxruntime broadcasts and reduces along a contiguous last axis many times faster than along a leading one
+    (a mask [batch, 1, 1] against a threshold took 40x longer), and And and Mul where Where is slow."""
+    truth = _positive_mask(b, loc, y_true, y_pred, k)                             # [classes, batch]
+    predicted = _predicted(b, loc, y_pred, k, thresholds, top)                     # [classes, thresholds, batch]
+    weights = None if isinstance(w, UnitWeights) else _batch_last(b, loc, w)      # [1 or classes, batch]
     if cid is not None:
-        predicted, truth = (_column(b, loc, x, cid) for x in (predicted, truth))
-        w = _column(b, loc, w, cid) if w.type.shape[1] != 1 else w
-    weighted_truth = b.node("Where", [truth, w, b.const(0.0, F64)], TensorType(F64, truth.type.shape), loc)
-    rows = b.node("Expand", [w, b.node("Shape", [truth], TensorType("int64", (3,)), loc)],
-                  TensorType(F64, truth.type.shape), loc)
-    parts = [b.node("Where", [predicted, weighted_truth, b.const(0.0, F64)], TensorType(F64, predicted.type.shape),
-                    loc),
-             b.node("Where", [predicted, w, b.const(0.0, F64)], TensorType(F64, predicted.type.shape), loc),
-             weighted_truth, rows]
-    shape = (predicted.type.shape[1], predicted.type.shape[2])
-    sums = [b.node("ReduceSum", [p, b.const([0], "int64")], TensorType(F64, (1, *p.type.shape[1:])), loc, keepdims=1)
-            for p in parts]
-    sums = [b.node("Expand", [s, b.const([1, *shape], "int64")], TensorType(F64, (1, *shape)), loc) for s in sums]
-    return b.node("Concat", sums, TensorType(F64, (4, *shape)), loc, axis=0)
+        truth, predicted = _class(b, loc, truth, cid), _class(b, loc, predicted, cid)
+        weights = _class(b, loc, weights, cid) if weights is not None and weights.type.shape[0] != 1 else weights
+    classes, t, n = predicted.type.shape
+    truth = b.node("Unsqueeze", [truth, b.const([1], "int64")], TensorType("bool", (classes, 1, n)), loc)
+    hits = b.node("And", [predicted, truth], predicted.type, loc)
+    masks = b.node("Concat", [hits, predicted, truth], TensorType("bool", (classes, 2 * t + 1, n)), loc, axis=1)
+    sums = _sum_rows(b, loc, masks, weights, w)                                  # [classes, 2t + 1]
+    rows = _weight_total(b, loc, weights, y_true)                               # [1 or classes, 1]
+    rows = b.node("Expand", [rows, b.const([classes, 1], "int64")], TensorType(F64, (classes, 1)), loc)
+    every = b.node("Concat", [sums, rows], TensorType(F64, (classes, 2 * t + 2)), loc, axis=1)
+    # tp, predicted positives per threshold; actual positives and rows, the same for every threshold
+    pick = [list(range(t)), list(range(t, 2 * t)), [2 * t] * t, [2 * t + 1] * t]
+    counts = b.node("Gather", [every, b.const(sum(pick, []), "int64", (4, t))], TensorType(F64, (classes, 4, t)),
+                    loc, axis=1)
+    return b.node("Transpose", [counts], TensorType(F64, (4, classes, t)), loc, perm=[1, 0, 2])
 
 
-def _as_rank3(b: BlockBuilder, x: Value, loc: Span | None) -> Value:
-    """[batch] -> [batch, 1, 1]; [batch, k] -> [batch, k, 1]."""
-    axes = [1, 2] if x.type.rank == 1 else [2]
-    shape = x.type.shape + (1,) * len(axes)
-    return b.node("Unsqueeze", [x, b.const(axes, "int64")], TensorType(x.type.dtype, shape), loc)
+def _sum_rows(b: BlockBuilder, loc: Span | None, masks: Value, weights: Value | None, w: Value) -> Value:
+    """float64 [classes, m]: the masks [classes, m, batch] summed over the batch, weighted. Unweighted, they are
+    counted in float32 where a batch is known to hold at most FLOAT32_EXACT rows (exact there, and faster)."""
+    classes, m, n = masks.type.shape
+    exact = weights is None and isinstance(w, UnitWeights) and w.max_rows is not None and w.max_rows <= FLOAT32_EXACT
+    dtype = "float32" if exact else F64
+    values = b.node("Cast", [masks], TensorType(dtype, masks.type.shape), loc, to=dtype)
+    if weights is not None:
+        column = b.node("Unsqueeze", [weights, b.const([1], "int64")], TensorType(F64, (weights.type.shape[0], 1, n)),
+                        loc)
+        values = b.node("Mul", [values, column], values.type, loc)
+    sums = b.node("ReduceSum", [values, b.const([2], "int64")], TensorType(dtype, (classes, m)), loc, keepdims=0)
+    return sums if dtype == F64 else b.node("Cast", [sums], TensorType(F64, (classes, m)), loc, to=F64)
 
 
-def _column(b: BlockBuilder, loc: Span | None, x: Value, c: int) -> Value:
-    shape = (x.type.shape[0], 1, x.type.shape[2])
-    return b.node("Slice", [x, b.const([c], "int64"), b.const([c + 1], "int64"), b.const([1], "int64")],
-                  TensorType(x.type.dtype, shape), loc)
+def _weight_total(b: BlockBuilder, loc: Span | None, weights: Value | None, y_true: Value) -> Value:
+    """float64 [1 or classes, 1]: the batch's weight (its rows, unweighted)."""
+    if weights is not None:
+        return b.node("ReduceSum", [weights, b.const([1], "int64")], TensorType(F64, (weights.type.shape[0], 1)),
+                      loc, keepdims=1)
+    rows = b.node("Shape", [y_true], TensorType("int64", (1,)), loc, start=0, end=1)
+    rows = b.node("Cast", [rows], TensorType(F64, (1,)), loc, to=F64)
+    return b.node("Unsqueeze", [rows, b.const([1], "int64")], TensorType(F64, (1, 1)), loc)
+
+
+def _batch_last(b: BlockBuilder, loc: Span | None, x: Value) -> Value:
+    """[batch] -> [1, batch]; [batch, 1] -> [1, batch]; [batch, k] -> [k, batch]."""
+    if x.type.rank == 1 or x.type.shape[1] == 1:
+        return b.node("Reshape", [x, b.const([1, -1], "int64")], TensorType(x.type.dtype, (1, x.type.shape[0])), loc)
+    return b.node("Transpose", [x], TensorType(x.type.dtype, x.type.shape[::-1]), loc, perm=[1, 0])
+
+
+def _class(b: BlockBuilder, loc: Span | None, x: Value, c: int) -> Value:
+    """The class c of x [classes, ...], keeping the axis."""
+    return b.node("Slice", [x, b.const([c], "int64"), b.const([c + 1], "int64"), b.const([0], "int64")],
+                  TensorType(x.type.dtype, (1, *x.type.shape[1:])), loc)
+
+
+def _positive_mask(b: BlockBuilder, loc: Span | None, y_true: Value, y_pred: Value, k: int | None) -> Value:
+    """bool [classes, batch]: where the label is positive (y_true == 1, or the row's class)."""
+    if k is not None and y_true.type.rank == 1:
+        label = b.node("Unsqueeze", [labels(b, loc, y_true), b.const([0], "int64")],
+                       TensorType("int64", (1, y_true.type.shape[0])), loc)
+        return b.node("Equal", [label, b.const(list(range(k)), "int64", (k, 1))],
+                      TensorType("bool", (k, y_true.type.shape[0])), loc)
+    return _batch_last(b, loc, binary(b, "==", y_true, 1, loc))
 
 
 def _predicted(b: BlockBuilder, loc: Span | None, y_pred: Value, k: int | None, thresholds: list[float] | None,
                top: int | None) -> Value:
-    """bool [batch, classes, thresholds]: integer predictions are labels (1 is positive); else the top_k of each
+    """bool [classes, thresholds, batch]: integer predictions are labels (1 is positive); else the top_k of each
     row above each threshold, or the argmax of each row when there is no threshold (0.5 for one score)."""
     p = y_pred
-    if p.type.rank == 2 and k is None:
-        p = b.node("Squeeze", [p, b.const([-1], "int64")], TensorType(p.type.dtype, p.type.shape[:1]), loc)
+    n = p.type.shape[0]
     if p.type.dtype in INT_DTYPES or p.type.dtype == "bool":
-        return _as_rank3(b, binary(b, "==", labels(b, loc, p), 1, loc), loc)
-    chosen = None
-    if k is not None and (top is not None or thresholds is None):
-        chosen = _top(b, loc, p, top or 1)
+        return _thresholds_axis(b, loc, _batch_last(b, loc, binary(b, "==", labels(b, loc, p), 1, loc)))
+    chosen = _top(b, loc, p, top or 1) if k is not None and (top is not None or thresholds is None) else None
     if thresholds is None:
         if chosen is not None:
-            return _as_rank3(b, chosen, loc)
+            return _thresholds_axis(b, loc, chosen)
         thresholds = [0.5]
-    above = binary(b, ">", _as_rank3(b, p, loc), b.const(thresholds, p.type.dtype), loc)
+    scores = _thresholds_axis(b, loc, _batch_last(b, loc, p))
+    classes = scores.type.shape[0]
+    above = b.node("Greater", [scores, b.const(thresholds, p.type.dtype, (1, len(thresholds), 1))],
+                   TensorType("bool", (classes, len(thresholds), n)), loc)
     if chosen is not None:
-        above = binary(b, "and", above, _as_rank3(b, chosen, loc), loc)
+        above = b.node("And", [above, _thresholds_axis(b, loc, chosen)], above.type, loc)
     return above
 
 
+def _thresholds_axis(b: BlockBuilder, loc: Span | None, x: Value) -> Value:
+    """[classes, batch] -> [classes, 1, batch]."""
+    classes, n = x.type.shape
+    return b.node("Unsqueeze", [x, b.const([1], "int64")], TensorType(x.type.dtype, (classes, 1, n)), loc)
+
+
 def _top(b: BlockBuilder, loc: Span | None, p: Value, top: int) -> Value:
-    """bool [batch, k]: the `top` largest scores of each row (ties: the lower index, as Keras' top_k)."""
+    """bool [k, batch]: the `top` largest scores of each row (ties: the lower index, as Keras' top_k)."""
     n, k = p.type.shape
     if top == 1:
-        best = b.node("ArgMax", [p], TensorType("int64", (n, 1)), loc, axis=-1, keepdims=1)
-        return binary(b, "==", best, b.const(list(range(k)), "int64", (1, k)), loc)
+        best = b.node("ArgMax", [p], TensorType("int64", (n,)), loc, axis=-1, keepdims=0)
+        best = b.node("Unsqueeze", [best, b.const([0], "int64")], TensorType("int64", (1, n)), loc)
+        return b.node("Equal", [best, b.const(list(range(k)), "int64", (k, 1))], TensorType("bool", (k, n)), loc)
     _, index = b.node_multi("TopK", [p, b.const([top], "int64")],
                             [TensorType(p.type.dtype, (n, top)), TensorType("int64", (n, top))], loc, axis=-1)
     ones = b.node("Expand", [b.const(1.0, F64), b.node("Shape", [index], TensorType("int64", (2,)), loc)],
@@ -215,7 +259,7 @@ def _top(b: BlockBuilder, loc: Span | None, p: Value, top: int) -> Value:
                                                          b.node("Shape", [p], TensorType("int64", (2,)), loc)],
                                               TensorType(F64, (n, k)), loc), index, ones],
                    TensorType(F64, (n, k)), loc, axis=-1)
-    return binary(b, ">", marks, b.const(0.0, F64), loc)
+    return _batch_last(b, loc, binary(b, ">", marks, b.const(0.0, F64), loc))
 
 
 def _argmax_counts(b: BlockBuilder, loc: Span | None, y_true: Value, y_pred: Value, w: Value, k: int) -> Value:

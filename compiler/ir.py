@@ -20,6 +20,21 @@ class Value:
 
 
 @dataclass(frozen=True)
+class Filled(Value):
+    """A tensor of rank 1 known to hold one value everywhere: a state may count it without reading it. `size`:
+    its length, an int64 [1] computed from another tensor's shape, so that counting it never computes it."""
+    value: int = 0
+    size: Value | None = None
+
+
+@dataclass(frozen=True)
+class UnitWeights(Value):
+    """The sample weights of an unweighted batch, all ones: a helper that weighs rows (class_counts) may count them
+    instead; `max_rows`, the most rows a batch will have (None: unknown), says whether counts are exact in float32."""
+    max_rows: int | None = None
+
+
+@dataclass(frozen=True)
 class ConstTensor:
     """A literal tensor for a Constant node: flat values in row-major order."""
 

@@ -34,6 +34,18 @@ def named(b: BlockBuilder, value: ir.Value, name: str, loc: Span | None) -> ir.V
     return ir.Value(name, value.type)
 
 
+def drop_unused(block: ir.Block) -> None:
+    """Drop the nodes no output needs (a helper's value a metric ignores): onnxruntime runs every node it is given."""
+    if any(isinstance(item, ir.Node) and item.op in ("If", "Loop", "Scan") for item in block.items):
+        return  # their subgraphs read outer values by name: keep everything
+    needed, kept = {o.name for o in block.outputs}, []
+    for item in reversed(block.items):
+        if any(o in needed for o in item.outputs):
+            kept.append(item)
+            needed.update([*item.inputs, *getattr(item, "weights", [])])
+    block.items = kept[::-1]
+
+
 class MetricLowerer(Lowerer):
     def lower_metrics(self, metrics: list[tuple[str, LayerVal]], y_true: TensorType, y_pred: TensorType,
                       weighted: bool | tuple, max_rows: int | None = None) -> tuple[ir.Model, list[MetricPlan]]:
@@ -57,6 +69,7 @@ class MetricLowerer(Lowerer):
         if y_pred.dtype in FLOAT_DTYPES:  # rows with a NaN prediction are counted and reported
             outputs.append(self.nan_predictions(b, pred))
         b.block.outputs = outputs
+        drop_unused(b.block)
         model = ir.Model("metric_states", b.block, [o.name for o in outputs])
         return model, plans
 
@@ -111,8 +124,9 @@ class MetricLowerer(Lowerer):
     def unit_weights(self, like: ir.Value, dtype: str, b: BlockBuilder) -> ir.Value:
         """A weight of 1 per row, for a metric that reads sample_weight when none was given."""
         rows = b.node("Shape", [like], TensorType("int64", (1,)), start=0, end=1)
-        return b.node("ConstantOfShape", [rows], TensorType(dtype, (like.type.shape[0],)),
+        ones = b.node("ConstantOfShape", [rows], TensorType(dtype, (like.type.shape[0],)),
                       value=ir.ConstTensor(dtype, (1,), (1,)))
+        return ir.UnitWeights(ones.name, ones.type, self.max_rows)
 
     def weight_as(self, dtype: str, b: BlockBuilder) -> ir.Value:
         return b.node("Cast", [self.weight], TensorType(dtype, self.weight.type.shape), to=dtype)

@@ -255,6 +255,10 @@ def lower_bincount(b: BlockBuilder, loc: Span | None, batch: Batch, args: list[A
     if weights is not None and not is_tensor(weights):
         raise error(loc, f"bincount() weights must be a tensor, got {describe(weights)}")
     dtype = "float64" if weights is not None or weight is not None else "int64"
+    if isinstance(index, ir.Filled) and index.size is not None and dtype == "int64":   # every row in one bin
+        spot = index.value if 0 <= index.value < length else length
+        return b.node("Mul", [b.const([int(i == spot) for i in range(length + 1)], "int64"), index.size],
+                      TensorType("int64", (length + 1,)), loc)
     updates = _bincount_updates(b, loc, index, weights, dtype)
     if weight is not None:
         updates = b.node("Mul", [updates, broadcast_weight(b, weight, updates, loc)], updates.type, loc)

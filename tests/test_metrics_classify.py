@@ -466,3 +466,36 @@ def test_a_user_metric_with_a_batch_total_state(tmp_path):
                      "--metric", "bad", cwd=tmp_path)
     assert result.returncode == 1
     assert "or for sum axis=[] (x is a batch's total already), got axis=1" in result.stderr
+
+
+@pytest.mark.parametrize("max_rows", [None, 1 << 20])   # counted in float64, or in float32 (exact below 2**24)
+@pytest.mark.parametrize("case", ["binary", "binary_column", "multilabel", "labels"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_class_counts_batch_last_against_numpy(case, weighted, max_rows):
+    """The confusion counts [4, classes, thresholds] that precision's state graph lays out batch last (issue 11,
+    performance), against numpy counting the same masks, on onnxruntime and onnx's reference evaluator; the
+    labels-outside count of a binary metric comes from the batch's shape alone."""
+    from onnx.reference import ReferenceEvaluator
+    from modelc.runtime.metrics import MetricSet, metric_types
+    from modelc.runtime.session import Session
+    n, k, thresholds = 50, 3, [0.2, 0.5, 0.9]
+    p = RNG.uniform(size={"binary": (n,), "binary_column": (n, 1)}.get(case, (n, k))).astype(np.float32)
+    p[7] = np.nan
+    y = (RNG.integers(0, k, n) if case == "labels" else RNG.integers(0, 2, p.shape)).astype(np.float32)
+    w = RNG.integers(1, 5, n) / 4.0
+    truth = (np.eye(k)[y.astype(int)] if case == "labels" else y.reshape(n, -1)) == 1          # [n, classes]
+    above = p.reshape(n, -1)[:, :, None] > np.array(thresholds)                              # [n, classes, t]
+    ws = (w if weighted else np.ones(n))[:, None, None]
+    want = np.stack([((above & truth[:, :, None]) * ws).sum(0), (above * ws).sum(0),
+                     np.broadcast_to((truth[:, :, None] * ws).sum(0), above.shape[1:]),
+                     np.broadcast_to(ws.sum(0), above.shape[1:])])
+    specs = [f"precision(threshold={thresholds})"]
+    metrics = MetricSet(specs)
+    graph = metrics.state_graph(*metric_types("y_pred", p.dtype, p.shape[1:], y.shape[1:]), weighted, max_rows=max_rows)
+    feeds = {"y_true": y, "y_pred": p, **({"sample_weight": w} if weighted else {})}
+    for run in (Session(graph).run, lambda f: dict(zip(
+            [o.name for o in graph.graph.output], ReferenceEvaluator(graph).run(None, f)))):
+        states = run(feeds)
+        np.testing.assert_array_equal(states["m0.counts"], want)
+        assert states["m0.labels_outside"].tolist() == [n, 0]
+        assert int(states["nan_predictions"]) == 1
