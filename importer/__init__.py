@@ -49,11 +49,16 @@ def write_import(path: str | os.PathLike, output: str | os.PathLike | None = Non
     from safetensors.numpy import save_file
 
     from ..compiler.files import atomic_write
+    from ..compiler.source import user_error
     model = Path(output) if output else Path(path).with_suffix(".model")
     weights = model.with_suffix(".safetensors")
     if not model.resolve().parent.is_dir():
-        from ..compiler.source import user_error
         raise user_error(f"cannot write {model}: the folder {model.parent} does not exist")
+    if model.suffix != ".model":  # the weights go beside it as .safetensors: one name must not serve both
+        raise user_error(f"-o {model}: the source is written to a .model file (and its weights beside it as "
+                         f"{weights.name}); give a name ending in .model")
+    if Path(path).resolve() in (model.resolve(), weights.resolve()):
+        raise user_error(f"-o {model} would overwrite the Keras file {path} it imports")
     text, arrays = import_keras(path, stub_unknown, weights.name)
     with atomic_write(weights, model) as (tmp_weights, tmp_model):
         save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp_weights))

@@ -259,7 +259,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         with _confined_imports(args):
             code = run(args)
-        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        if not sys.stdout.closed:  # the language server closes it when the client says exit
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
         return code
     except ModelcError as e:
         for d in e.diagnostics:

@@ -22,6 +22,7 @@ from .missing import check_policy
 from .model import FUSED, LoadedModel, Runner, load_model, pick_output
 from .partitions import Partition, expand_data, is_directory_output, open_data, output_paths, plan_partitions
 from .report import PartitionErrors, Progress, eval_result, run_result
+from .session import STATES_PROVIDER
 from .tasks import EvalPlan, RunJob, Tally, evaluate_batches, first_source, merge_tallies, plan_eval, plan_run, \
     predict_batches, predict_partition
 from .defaults import DEFAULT_BATCH, DEFAULT_FORMAT, DEFAULT_ON_MISSING
@@ -89,7 +90,8 @@ def evaluate(model: Any, data: Any, target: str, metrics: list[str], *, provider
         pyplot()  # no matplotlib: say so before reading any data
         metrics = [*metrics, *plot_metrics(metrics, pick_output(loaded.proto, output).shape)]
     options = dict(target=target, metrics=metrics, batch_size=batch_size, output=output, columns=columns,
-                   sample_weight=sample_weight, fuse_metrics=fuse_metrics, drop=parse_names(drop),
+                   sample_weight=sample_weight, fuse_metrics=fuse_metrics and provider not in STATES_PROVIDER,
+                   drop=parse_names(drop),
                    on_missing=on_missing)
     if dask:
         partitions = plan_partitions(expand_data(data), partition_rows)

@@ -17,7 +17,7 @@ import onnx
 
 from ..compiler.source import ModelcError, user_error
 from .metrics import MetricSet, metric_types
-from .session import ExternalWeights, Session, TensorSpec, tensor_specs
+from .session import STATES_PROVIDER, ExternalWeights, Session, TensorSpec, tensor_specs
 
 STATE_PREFIX = "metric:"        # the state graph's names inside a fused graph
 FUSED, SPLIT, PREDICT = "fused", "split", "predict"
@@ -205,7 +205,8 @@ class Runner:
                  threads: int | None = None, external: ExternalWeights | None = None):
         self.kind, self.output = kind, output
         # external weights belong to the model, the first graph (a SPLIT's state graph has none)
-        self.sessions = [Session(p if isinstance(p, onnx.ModelProto) else onnx.load_from_string(p), provider, threads,
+        self.sessions = [Session(p if isinstance(p, onnx.ModelProto) else onnx.load_from_string(p),
+                                 STATES_PROVIDER.get(provider, provider) if i else provider, threads,
                                  None if i else external) for i, p in enumerate(protos)]
 
     @classmethod

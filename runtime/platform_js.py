@@ -26,8 +26,9 @@ from ..compiler.source import user_error
 JS_SOURCES = Path(__file__).resolve().parent / "js"
 INLINE_BYTES = 1 << 16   # wasm: batches up to this size cross inside the call, larger ones are fetched
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
-INSTALL_HINT = ("run `make platforms` in a modelc checkout, or `npm ci --prefix {home}` (with "
-                "ONNXRUNTIME_NODE_INSTALL=skip); MODELC_JS_HOME names another folder holding node_modules")
+INSTALL_HINT = ("run `make platforms` in a modelc checkout; elsewhere copy package.json and package-lock.json from "
+                f"{JS_SOURCES} into {{home}} and run `npm ci --ignore-scripts` there (MODELC_JS_HOME names the "
+                "folder whose node_modules modelc reads)")
 
 
 def js_home() -> Path:
@@ -64,7 +65,8 @@ def _outputs(header: dict, payload: bytes | memoryview, provider: str) -> list[n
 
 
 def _load_failure(provider: str, message: str) -> str:
-    return f"provider '{provider}' could not load the model (onnxruntime-{provider}): {message.strip()}"
+    runtime = {"node": "onnxruntime-node", "wasm": "onnxruntime-web"}[provider]
+    return f"provider '{provider}' could not load the model ({runtime}): {message.strip()}"
 
 
 class NodeBackend:
@@ -186,7 +188,12 @@ class _Browser:
             raise user_error("provider 'wasm' needs Chromium: apt-get install chromium (or set MODELC_CHROMIUM to "
                              "a Chromium or Chrome program)")
         self._playwright = sync_playwright().start()
-        self.browser = self._playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        try:
+            self.browser = self._playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        except Exception as e:  # Playwright's Error: the program is missing, or is no Chromium it can drive
+            self._playwright.stop()
+            raise user_error(f"provider 'wasm' could not start Chromium at {executable}: "
+                             f"{str(e).splitlines()[0]}") from None
         atexit.register(self.close)
 
     @classmethod
@@ -220,7 +227,7 @@ class WasmBackend:
             loaded = self._page.evaluate("(threads) => loadModel(threads)", threads or min(os.cpu_count() or 1, 4))
         except Exception as e:  # Playwright's Error carries the page's exception text
             self.close()
-            raise user_error(_load_failure("web", str(e).split("\n", 1)[0])) from None
+            raise user_error(_load_failure("wasm", str(e).split("\n", 1)[0])) from None
         self.version, self.threads = loaded["version"], loaded["threads"]
         self.last_ms = 0.0
         atexit.register(self.close)

@@ -17,6 +17,9 @@ ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 PLATFORMS = {"openvino": "platform_openvino.OpenVinoBackend",   # other runtimes, each behind run(feeds, names)
              "node": "platform_js.NodeBackend", "wasm": "platform_js.WasmBackend"}
 assert set(PROVIDERS) == {*ORT_PROVIDERS, "reference", *PLATFORMS}
+# OpenVINO's CPU plugin computes float64 in float32: the model runs there, its metric states (float64 sums, which
+# lose digits in float32) run beside it on onnxruntime's CPU provider, in a graph of their own
+STATES_PROVIDER = {"openvino": "cpu"}
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import onnx
+import pytest
 
 from helpers import run_cli
 
@@ -107,3 +108,13 @@ def test_float16_compile_of_a_model_with_an_embedding(tmp_path):
     model = onnx.load(tmp_path / "w.onnx")
     table = next(t for t in model.graph.initializer if t.name == "embedding.embeddings")
     assert table.data_type == onnx.TensorProto.FLOAT16
+
+
+@pytest.mark.parametrize("output", ["model.keras", "model.safetensors", "other.onnx"])
+def test_import_never_overwrites_its_input_or_writes_two_outputs_to_one_name(tmp_path, output):
+    keras_file = tmp_path / "model.keras"
+    keras_file.write_bytes(b"a trained model")
+    result = run_cli("import", keras_file, "-o", tmp_path / output)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert keras_file.read_bytes() == b"a trained model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.keras"]

@@ -252,3 +252,20 @@ def test_without_pygls_the_error_names_the_extra(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "pygls", None)   # `import pygls` raises ImportError
     assert main(["lsp"]) == 1
     assert "pip install 'modelc-onnx[lsp]'" in capsys.readouterr().err
+
+
+def test_shutdown_then_exit_ends_the_server_cleanly():
+    """An editor closing the server sends shutdown, then exit: the process ends with 0 and says nothing."""
+    import json
+    import subprocess
+    process = subprocess.Popen([sys.executable, "-m", "modelc", "lsp"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for message in ({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}},
+                    {"jsonrpc": "2.0", "method": "initialized", "params": {}},
+                    {"jsonrpc": "2.0", "id": 2, "method": "shutdown"},
+                    {"jsonrpc": "2.0", "method": "exit"}):
+        body = json.dumps(message).encode()
+        process.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    process.stdin.flush()
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0 and err == b"", err.decode()
