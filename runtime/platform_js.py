@@ -203,9 +203,18 @@ class _Browser:
         return cls._instance
 
     def close(self) -> None:
+        if _Browser._instance is not self:
+            return  # closed already (close_browser, then exit)
+        _Browser._instance = None
         self.browser.close()
         self._playwright.stop()
-        _Browser._instance = None
+
+
+def close_browser() -> None:
+    """Close the process's Chromium (it is closed at exit anyway). Playwright's sync API keeps an event loop
+    running in this thread while the browser lives: code that runs asyncio afterwards needs it closed."""
+    if _Browser._instance is not None:
+        _Browser._instance.close()
 
 
 class WasmBackend:
@@ -218,7 +227,8 @@ class WasmBackend:
         self._files = handler = type("Files", (_Files,), {"model": model.SerializeToString(), "web_dist": dist})
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        self._page = _Browser.shared().browser.new_page()
+        self._browser = _Browser.shared()
+        self._page = self._browser.browser.new_page()
         self.console_errors: list[str] = []
         self._page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
         self._page.goto(f"http://127.0.0.1:{self._server.server_port}/page.html")
@@ -247,7 +257,8 @@ class WasmBackend:
         return _outputs(answer, base64.b64decode(data), self.provider)
 
     def close(self) -> None:
-        if self._page is not None and not self._page.is_closed():
-            self._page.close()
+        if self._page is not None and self._browser is _Browser._instance and not self._page.is_closed():
+            self._page.close()  # (with the browser closed, its pages are gone with it)
+        self._page = None
         self._server.shutdown()
         self._server.server_close()

@@ -19,6 +19,15 @@ from helpers import ROOT, SAMPLES, random_feeds, run_cli
 PLATFORMS = ("openvino", "node", "wasm")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def browser_closed_afterwards():
+    """The shared Chromium holds an event loop in this thread (Playwright's sync API): later tests that run
+    asyncio (the language server's) need it gone."""
+    yield
+    from modelc.runtime.platform_js import close_browser
+    close_browser()
+
+
 def missing_software(provider: str) -> str | None:
     """What the provider lacks on this machine, or None."""
     from modelc.runtime.platform_js import CHROMIUM_PATHS, js_home
