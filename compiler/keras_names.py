@@ -51,12 +51,25 @@ KERAS_METRICS: dict[str, str] = {
     "mean_absolute_percentage_error": "mape", "MeanAbsolutePercentageError": "mape", "MAPE": "mape",
     "mean_squared_logarithmic_error": "msle", "MeanSquaredLogarithmicError": "msle", "MSLE": "msle",
     "BinaryAccuracy": "binary_accuracy",
-    # class indices as labels: Keras' categorical_* take one-hot labels, which modelc's metrics do not
+    # class indices as labels (Keras' sparse_*), and one-hot labels (Keras' categorical_*)
     "Accuracy": "accuracy", "sparse_categorical_accuracy": "accuracy", "SparseCategoricalAccuracy": "accuracy",
     "sparse_top_k_categorical_accuracy": "top_k_accuracy", "SparseTopKCategoricalAccuracy": "top_k_accuracy",
-    "Precision": "precision", "Recall": "recall", "F1Score": "f1",
+    "CategoricalAccuracy": "categorical_accuracy", "categorical_accuracy": "categorical_accuracy",
+    "TopKCategoricalAccuracy": "top_k_categorical_accuracy", "CategoricalCrossentropy": "categorical_crossentropy",
+    "Precision": "precision", "Recall": "recall", "F1Score": "f1", "FBetaScore": "fbeta",
+    "TruePositives": "true_positives", "FalsePositives": "false_positives", "TrueNegatives": "true_negatives",
+    "FalseNegatives": "false_negatives",
     "AUC": "auc", "BinaryCrossentropy": "binary_crossentropy",
     "SparseCategoricalCrossentropy": "sparse_categorical_crossentropy",
+}
+
+# A Keras class's defaults where they differ from the modelc metric it names: AUC() has 200 thresholds (199 bins);
+# Precision() and the counts threshold at 0.5, where modelc's default is each row's argmax; F1Score() and
+# FBetaScore() give one value per class
+KERAS_DEFAULTS: dict[str, dict[str, Any]] = {
+    "AUC": {"bins": 199}, "Precision": {"threshold": 0.5}, "Recall": {"threshold": 0.5},
+    **{k: {"threshold": 0.5} for k in ("TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives")},
+    "F1Score": {"average": "none"}, "FBetaScore": {"average": "none"},
 }
 
 # Keras keyword -> modelc keyword, with the modelc callees that take it under the new name
@@ -85,6 +98,7 @@ def keras_metric_call(name: str, kwargs: dict[str, Any], known: set[str],
     """A metric spec as Keras writes it, in modelc's words: `MeanSquaredError` -> `mse`, `huber(delta=2)` ->
     `huber(threshold=2)`, `AUC(num_thresholds=201)` -> `auc(bins=200)`. A name in `known` (a built-in or
     the user's own metric) is taken as it is; so is a keyword the metric has."""
+    keras_class = name if name not in known else None
     name = name if name in known else KERAS_METRICS.get(name, name)
     if name not in known:
         return name, kwargs
@@ -93,8 +107,11 @@ def keras_metric_call(name: str, kwargs: dict[str, Any], known: set[str],
         new, callees = KERAS_KEYWORDS.get(key, (key, ()))
         if key not in params and name in callees and new in params and new not in kwargs:
             key, value = new, KERAS_VALUES.get(key, lambda v: v)(value)
+        if keras_class and value is None and key in ("average", "multioutput"):
+            value = "none"  # Keras' average=None: one value per class
         out[key] = value
-    return name, out
+    defaults = KERAS_DEFAULTS.get(keras_class or "", {})
+    return name, {**{k: v for k, v in defaults.items() if k in params}, **out}
 
 
 def snake_case(class_name: str) -> str:

@@ -499,3 +499,31 @@ def test_class_counts_batch_last_against_numpy(case, weighted, max_rows):
         np.testing.assert_array_equal(states["m0.counts"], want)
         assert states["m0.labels_outside"].tolist() == [n, 0]
         assert int(states["nan_predictions"]) == 1
+
+
+def test_sparse_categorical_crossentropy_normalizes_rows_as_keras():
+    """Scores that do not sum to 1 are normalized first, as Keras (and categorical_crossentropy) do: rows of
+    equal scores give ln 3 whatever their scale."""
+    rng = np.random.default_rng(4)
+    y, p, w = rng.integers(0, 4, 200), rng.random((200, 4)).astype(np.float32), rng.random(200)
+    m = modelc.metric("sparse_categorical_crossentropy")
+    m.update(y, p, w)
+    k = keras.metrics.SparseCategoricalCrossentropy()
+    k.update_state(y, p, sample_weight=w)
+    assert m.result() == pytest.approx(float(k.result()), rel=1e-6)
+    m = modelc.metric("sparse_categorical_crossentropy")
+    m.update(np.array([0, 1, 2]), np.array([[.2, .2, .2], [.5, .5, .5], [1, 1, 1]], np.float32))
+    assert m.result() == pytest.approx(np.log(3), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["Precision", "Recall", "F1Score", "AUC", "TruePositives", "FalseNegatives",
+                                  "CategoricalAccuracy"])
+def test_a_keras_class_name_takes_keras_defaults(name):
+    """`--metric Precision` is Keras' Precision(): thresholds at 0.5 on multilabel scores (modelc's own default
+    is each row's argmax), AUC() has 200 thresholds, F1Score() one value per class."""
+    rng = np.random.default_rng(7)
+    y, p = (rng.random((300, 3)) < 0.5).astype(np.float32), rng.random((300, 3)).astype(np.float32)
+    m, k = modelc.metric(name), getattr(keras.metrics, name)()
+    m.update(y, p)
+    k.update_state(y, p)
+    assert np.allclose(m.result(), np.asarray(k.result()), rtol=1e-5)
