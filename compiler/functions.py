@@ -237,36 +237,27 @@ MAX_BINS = 1_000_000  # a histogram's bins: more resolve nothing a float32 score
 
 def lower_score_bin(b: BlockBuilder, loc: Span | None, p: Any, bins: Any, spacing: Any = "uniform") -> Value:
     """Histogram bin (int64 in [0, bins)) of a score in [0, 1]: how many of the inner edges j / bins it exceeds
-    (the `y_pred > threshold` rule, compared in p's dtype as Keras' AUC compares with its thresholds), or the same
-    on equal widths in log-odds."""
+    (the `y_pred > threshold` rule), computed as Keras' AUC buckets its scores, ceil(p * bins) - 1 in the score's
+    float32, so that `auc(bins=n - 1)` and `AUC(num_thresholds=n)` agree on any data; or the same on equal
+    widths in log-odds."""
     p = _tensor_arg(p, "score_bin", loc, float_only=True)
     if not isinstance(bins, int) or isinstance(bins, bool) or not 1 <= bins <= MAX_BINS:
         raise error(loc, f"bins={bins!r} must be an int in [1, {MAX_BINS:,}]")
     if spacing not in ("uniform", "logit"):
         raise error(loc, f"spacing={spacing!r} must be \"uniform\" or \"logit\"")
-    t64 = TensorType("float64", p.type.shape)
-    x = b.node("Cast", [p], t64, loc, to="float64")
+    dtype = p.type.dtype if spacing == "uniform" and p.type.dtype in ("float32", "float64") else \
+        "float32" if spacing == "uniform" else "float64"   # float16 scaled by a million bins would overflow
+    t = TensorType(dtype, p.type.shape)
+    x = p if dtype == p.type.dtype else b.node("Cast", [p], t, loc, to=dtype)
     if spacing == "uniform":
         x = lower_clip(b, loc, x, 0.0, 1.0)
     else:
         x = lower_clip(b, loc, x, LOGIT_EPSILON, 1.0 - LOGIT_EPSILON)
-        x = b.node("Log", [binary(b, "/", x, binary(b, "-", 1.0, x, loc), loc)], t64, loc)
+        x = b.node("Log", [binary(b, "/", x, binary(b, "-", 1.0, x, loc), loc)], t, loc)
         limit = math.log((1.0 - LOGIT_EPSILON) / LOGIT_EPSILON)
         x = binary(b, "/", binary(b, "+", x, limit, loc), 2.0 * limit, loc)
-    scaled = binary(b, "-", b.node("Ceil", [binary(b, "*", x, float(bins), loc)], t64, loc), 1.0, loc)
+    scaled = binary(b, "-", b.node("Ceil", [binary(b, "*", x, float(bins), loc)], t, loc), 1.0, loc)
     index = lower_clip(b, loc, scaled, 0.0, float(bins - 1))
-    if spacing == "uniform":  # float64 rounding may put a score on an edge one bin off: compare in p's dtype
-        for step, limit in ((0.0, 1.0), (1.0, float(bins - 2))):
-            edge = b.node("Cast", [binary(b, "/", binary(b, "+", index, step, loc), float(bins), loc)],
-                          p.type, loc, to=p.type.dtype)
-            above = binary(b, ">", p, edge, loc)
-            if step == 0.0:  # not above the bin's lower edge: the bin below
-                below = b.node("Not", [above], above.type, loc)
-                move = binary(b, "and", binary(b, ">=", index, limit, loc), below, loc)
-                index = binary(b, "-", index, b.node("Cast", [move], t64, loc, to="float64"), loc)
-            else:  # above the bin's upper edge: the bin above (a cast and an add: onnxruntime's Where is slow)
-                move = binary(b, "and", binary(b, "<=", index, limit, loc), above, loc)
-                index = binary(b, "+", index, b.node("Cast", [move], t64, loc, to="float64"), loc)
     return b.node("Cast", [index], TensorType("int64", p.type.shape), loc, to="int64")
 
 

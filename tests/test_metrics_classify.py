@@ -527,3 +527,16 @@ def test_a_keras_class_name_takes_keras_defaults(name):
     m.update(y, p)
     k.update_state(y, p)
     assert np.allclose(m.result(), np.asarray(k.result()), rtol=1e-5)
+
+
+@pytest.mark.parametrize("bins", [10, 199, 200, 1000])
+def test_auc_buckets_as_keras_on_every_grid(bins):
+    """Scores on and beside the grid of every bin count (0.3f * 200 rounds to just above 60 in float32, which
+    Keras' bucket, ceil(p * bins) - 1, puts in bin 60): the same value as AUC(num_thresholds=bins + 1)."""
+    rng = np.random.default_rng(bins)
+    p = np.concatenate([rng.integers(0, bins + 1, 500) / bins, [0.3, 0.299, 0.301, 0.15, 0.6]]).astype(np.float32)
+    y = rng.integers(0, 2, len(p))
+    m, k = modelc.metric(f"auc(bins={bins})"), keras.metrics.AUC(num_thresholds=bins + 1)
+    m.update(y, p)
+    k.update_state(y, p)
+    assert m.result() == pytest.approx(float(k.result()), rel=1e-6)
