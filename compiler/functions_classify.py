@@ -87,6 +87,13 @@ def lower_label_outside(b: BlockBuilder, loc: Span | None, y_true: Any, y_pred: 
     y_true, y_pred = _tensor(y_true, "label_outside", "y_true", loc), _tensor(y_pred, "label_outside", "y_pred", loc)
     k = _class_axis(y_true, y_pred, "label_outside", loc)
     rows = TensorType("int64", y_true.type.shape[:1])
+    if k is None and y_true.type.rank == y_pred.type.rank == 1 and (y_pred.type.dtype in INT_DTYPES
+                                                                     or y_pred.type.dtype == "bool"):
+        # integer predictions are labels of one class against the rest: 0/1 both sides, else the classes are
+        # unknown (averaging over them needs class scores [batch, k]) and the row is refused, not miscounted
+        two = [binary(b, "or", binary(b, "<", labels(b, loc, v), 0, loc), binary(b, ">", labels(b, loc, v), 1, loc),
+                      loc) for v in (y_true, y_pred)]
+        return b.node("Cast", [binary(b, "or", two[0], two[1], loc)], rows, loc, to="int64")
     if k is None or y_true.type.rank != 1:
         shape = b.node("Shape", [y_true], TensorType("int64", (1,)), loc, start=0, end=1)
         zeros = b.node("Expand", [b.const(0, "int64"), shape], rows, loc)

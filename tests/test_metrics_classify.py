@@ -540,3 +540,14 @@ def test_auc_buckets_as_keras_on_every_grid(bins):
     m.update(y, p)
     k.update_state(y, p)
     assert m.result() == pytest.approx(float(k.result()), rel=1e-6)
+
+
+def test_integer_predictions_of_more_than_two_classes_are_refused_not_miscounted():
+    """Integer predictions are labels of one class against the rest: with classes 0, 1 and 2 an averaged score
+    over classes cannot be known (it took class 1 alone); refused, naming the remedy. 0/1 labels still count."""
+    m = modelc.metric('f1(average="macro")')
+    with pytest.raises(ModelcError, match="give the class scores"):
+        m.update(np.array([0, 1, 2, 1]), np.array([0, 2, 1, 1]))
+    m = modelc.metric("precision")
+    m.update(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 1]))
+    assert m.result() == skm.precision_score([0, 1, 1, 0], [0, 1, 0, 1])
