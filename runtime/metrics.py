@@ -211,8 +211,8 @@ class MetricSet:
                 plan = next((p for p in self.plans if any(s.output == name for s in p.states)), None)
                 k = plan.hparams.get("k") if plan is not None and plan.definition.name == "confusion_matrix" else None
                 classes = f"class indices in [0, {k})" if isinstance(k, int) else "class indices from 0 to k - 1 " \
-                    "for confusion_matrix(k), below the number of class scores, or 0 and 1 for integer predictions (for " \
-                    "more classes, give the class scores [batch, k])"
+                    "for confusion_matrix(k), below the number of class scores, or 0 and 1 for integer " \
+                    "predictions (for more classes, give the class scores [batch, k])"
                 raise user_error(f"{self.owner(name)}: {np.asarray(value)[-1]:g} rows have a label (or a predicted "
                                  f"class) outside the classes the metric takes: {classes}")
 
