@@ -156,6 +156,8 @@ def pictures(metrics: MetricSet | Metric) -> list[tuple[str, Callable[[], Any]]]
             if stem in drawn or not set(needs) <= set(states):
                 continue  # a metric of the user's own under a built-in name keeps other states
             arrays = [states[n] for n in needs]
+            if stem in ("roc", "pr") and np.size(arrays[0]) != plan.hparams.get("bins"):
+                continue  # one curve per class or label (one vs rest, multi_label): not one picture's curve
             if stem.startswith("confusion"):
                 arrays = [np.reshape(arrays[0], (plan.hparams["k"], plan.hparams["k"]))]
             out.append((stem, lambda d=draw, a=arrays, s=plan.spec: d(*a, label=s)))
@@ -179,10 +181,20 @@ def write_plots(metric_set: MetricSet, folder: str | Path) -> list[str]:
     return written
 
 
+# the metrics whose presence says the task is classification, so that --plots may add the pictures' metrics
+CLASSIFICATION = {"accuracy", "binary_accuracy", "top_k_accuracy", "precision", "recall", "f1", "fbeta",
+                  "auc", "pr_auc", "average_precision", "binary_crossentropy", "sparse_categorical_crossentropy",
+                  "confusion_matrix", "calibration", "true_positives", "false_positives", "true_negatives",
+                  "false_negatives"}
+
+
 def plot_metrics(specs: list[str], output_shape: tuple) -> list[str]:
-    """The metrics --plots adds to those asked for: for one score per row, `auc`, `confusion_matrix(2)` and
-    `calibration`; for class scores [batch, k], `confusion_matrix(k)`; none of a name already asked for."""
+    """The metrics --plots adds to those asked for, when one of them is a classification metric: for one score
+    per row, `auc`, `confusion_matrix(2)` and `calibration`; for class scores [batch, k], `confusion_matrix(k)`;
+    none of a name already asked for. (Keras' names, `AUC`, are modelc's here: the spec is resolved later.)"""
     names = {s.split("(")[0].strip() for s in specs}
+    if not names & CLASSIFICATION:  # a regression's targets are no class labels: confusion_matrix would refuse them
+        return []
     trailing = [d for d in output_shape[1:] if d != 1]
     if not trailing:
         wanted = {"auc": "auc", "confusion_matrix": "confusion_matrix(2)", "calibration": "calibration"}
@@ -208,7 +220,8 @@ def plot(metric: Metric, stem: str, path: str | Path | None = None) -> Any:
     found = dict(pictures(metric))
     if stem not in found:
         raise user_error(f"metric '{metric.spec}' has no states to draw this picture from: it is drawn from "
-                         f"{DRAWN_FROM[stem]}, updated with data")
+                         f"{DRAWN_FROM[stem]} of one score per row, updated with data (one vs rest and multi-label "
+                         "AUCs hold a curve per class, which one picture does not show)")
     fig = found[stem]()
     if path is not None:
         save(fig, path)

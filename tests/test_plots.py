@@ -138,12 +138,13 @@ PICTURES = ["roc", "pr", "confusion_matrix", "confusion_matrix_normalized", "cal
 
 def test_cli_eval_plots_writes_svg_and_png(tmp_path):
     binary_model(tmp_path)
-    args = ["eval", "id.onnx", "--data", "data.npz", "--target", "label", "--metric", "mse", "--batch-size", "300"]
+    args = ["eval", "id.onnx", "--data", "data.npz", "--target", "label", "--metric", "binary_accuracy",
+            "--batch-size", "300"]
     result = run_cli(*args, "--plots", "out", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     got = json.loads(result.stdout)
     assert sorted(got["plots"]) == sorted(f"out/{p}.{fmt}" for p in PICTURES for fmt in ("svg", "png"))
-    assert set(got["metrics"]) == {"mse", "auc", "confusion_matrix(2)", "calibration"}   # what the pictures need
+    assert set(got["metrics"]) == {"binary_accuracy", "auc", "confusion_matrix(2)", "calibration"}   # the pictures' own
     cells = [[int(group(tmp_path / "out" / "confusion_matrix.svg", f"cell-{i}-{j}").find(f"{SVG}text").text)
               for j in range(2)] for i in range(2)]
     assert cells == got["metrics"]["confusion_matrix(2)"] == confusion_matrix(Y, P > 0.5).tolist()
@@ -175,11 +176,12 @@ def test_missing_matplotlib_names_the_extra(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("specs,shape,added", [
-    (["mse"], ("batch",), ["auc", "confusion_matrix(2)", "calibration"]),
-    (["mse"], ("batch", 1), ["auc", "confusion_matrix(2)", "calibration"]),
+    (["binary_accuracy"], ("batch",), ["auc", "confusion_matrix(2)", "calibration"]),
+    (["f1"], ("batch", 1), ["auc", "confusion_matrix(2)", "calibration"]),
+    (["mse"], ("batch",), []),   # a regression: its targets are no class labels for a confusion matrix
     (["pr_auc", "confusion_matrix(2, threshold=0.3)"], ("batch",), ["calibration"]),
     (["accuracy"], ("batch", 10), ["confusion_matrix(10)"]),
-    (["mse"], ("batch", 4, 4), []),
+    (["accuracy"], ("batch", 4, 4), []),
 ])
 def test_plots_add_the_metrics_their_pictures_need(specs, shape, added):
     from modelc.runtime.plots import plot_metrics
@@ -194,3 +196,13 @@ def test_evaluate_api_plots(tmp_path):
                                           for fmt in ("svg", "png"))
     roc = vertices(tmp_path / "pics" / "roc.svg", "roc-curve")
     assert len(roc) == 51                                   # drawn from auc(bins=50): the metric asked for
+
+
+def test_an_auc_of_several_curves_draws_no_single_curve():
+    """One vs rest (and multi-label) AUCs hold one histogram per class: laid end to end they are no ROC curve;
+    the picture is refused with the reason instead of drawn wrong."""
+    rng = np.random.default_rng(0)
+    m = modelc.metric("auc")
+    m.update(rng.integers(0, 3, 60), rng.random((60, 3)).astype(np.float32))
+    with pytest.raises(ModelcError, match="a curve per class"):
+        modelc.plot_roc(m)
