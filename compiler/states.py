@@ -254,6 +254,11 @@ def lower_bincount(b: BlockBuilder, loc: Span | None, batch: Batch, args: list[A
     _check_budget(length, loc)
     if weights is not None and not is_tensor(weights):
         raise error(loc, f"bincount() weights must be a tensor, got {describe(weights)}")
+    if weights is not None and (weights.type.rank != index.type.rank or any(
+            isinstance(w, int) and isinstance(i, int) and w != i
+            for w, i in zip(weights.type.shape, index.type.shape))):
+        raise error(loc, f"bincount() weights {weights.type} do not match its indices {index.type}: one weight per "
+                         "index")   # (class labels [batch] against scores [batch, k], in a metric of one score a row)
     dtype = "float64" if weights is not None or weight is not None else "int64"
     if isinstance(index, ir.Filled) and index.size is not None and dtype == "int64":   # every row in one bin
         spot = index.value if 0 <= index.value < length else length

@@ -551,3 +551,12 @@ def test_integer_predictions_of_more_than_two_classes_are_refused_not_miscounted
     m = modelc.metric("precision")
     m.update(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 1]))
     assert m.result() == skm.precision_score([0, 1, 1, 0], [0, 1, 0, 1])
+
+
+@pytest.mark.parametrize("spec", ["pr_auc", "calibration"])
+def test_a_metric_of_one_score_per_row_refuses_class_scores_at_the_spec(spec):
+    """Class labels against class scores in a metric of one score per row: a shape error at the spec, before
+    any data runs (it was an onnxruntime ScatterElements failure)."""
+    m = modelc.metric(spec)
+    with pytest.raises(ModelcError, match=rf"metric '{spec}' on y_true \[batch\], y_pred \[batch, 3\]: bincount"):
+        m.update(np.array([0, 1, 2, 1]), np.random.default_rng(0).random((4, 3)).astype(np.float32))
