@@ -18,7 +18,7 @@ from . import ir
 from . import nodes as N
 from .arguments import bind_arguments
 from .builder import BlockBuilder
-from .source import Span, error
+from .source import Span, error, user_error
 from .types import INT_DTYPES, TensorType, product
 from .values import describe, is_tensor
 
@@ -322,6 +322,10 @@ def merge_states(into: dict[str, Any], new: dict[str, Any], rules: dict[str, str
     import numpy as np
     for name, value in new.items():
         value = np.asarray(value)
+        if name in into and np.shape(into[name]) != value.shape:  # another class count, other thresholds
+            raise user_error(f"state '{name}' of shape {list(value.shape)} cannot merge into one of shape "
+                             f"{list(np.shape(into[name]))}: the batches (or the metrics merged) have other class "
+                             "counts or options")
         into[name] = value.copy() if name not in into else merge_state(rules[name], into[name], value)
 
 

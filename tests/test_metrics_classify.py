@@ -560,3 +560,12 @@ def test_a_metric_of_one_score_per_row_refuses_class_scores_at_the_spec(spec):
     m = modelc.metric(spec)
     with pytest.raises(ModelcError, match=rf"metric '{spec}' on y_true \[batch\], y_pred \[batch, 3\]: bincount"):
         m.update(np.array([0, 1, 2, 1]), np.random.default_rng(0).random((4, 3)).astype(np.float32))
+
+
+def test_states_of_other_class_counts_do_not_merge():
+    a, b = modelc.metric('f1(average="macro")'), modelc.metric('f1(average="macro")')
+    rng = np.random.default_rng(0)
+    a.update(np.array([0, 1, 2]), rng.random((3, 3)).astype(np.float32))
+    b.update(np.array([0, 1]), rng.random((2, 2)).astype(np.float32))
+    with pytest.raises(ModelcError, match="cannot merge into one of shape"):
+        a.merge(b)
