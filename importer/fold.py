@@ -87,6 +87,21 @@ def _attach_tails(g: Graph, segs: list[tuple[Ref | None, list[int]]]) -> list[tu
     return merged
 
 
+def escapes(g: Graph, idx: list[int]) -> bool:
+    """Whether a tensor made inside the segment, other than its last node's, is needed outside it (a model
+    output, or another node's input): such a segment cannot become one layer with one output."""
+    inside, last = set(idx), idx[-1]
+    needed = [*g.outputs, *(r for i, n in enumerate(g.nodes) if i not in inside
+                            for r in [*n.inputs, *n.tensor_kwargs.values()])]
+    return any(r.node in inside and r.node != last for r in needed)
+
+
+def feeds_only_the_next(g: Graph, ref: Ref) -> bool:
+    """Whether a segment's output goes only into the next segment (inside a run it has no name of its own)."""
+    uses = sum(r == ref for n in g.nodes for r in [*n.inputs, *n.tensor_kwargs.values()])
+    return ref not in g.outputs and uses == 1
+
+
 def is_chain(g: Graph, idx: list[int]) -> bool:
     """Each node takes only the one before it: nothing a user layer would make clearer."""
     return all(not g.nodes[i].tensor_kwargs and (k == 0 or g.nodes[i].inputs == [Ref(idx[k - 1])])
@@ -123,13 +138,15 @@ def fold(g: Graph, stage_key: Callable[[Node], Hashable], foldable: Callable[[No
                 units.append(Unit([first], [[first]] * (j - k), inp, Ref(segs[j - 1][1][-1]), shared=True))
                 k = j
                 continue
-        if inp is None or not all(foldable(g.nodes[i]) for i in idx) or (len(idx) == 1 and not stageable(first)):
+        if inp is None or escapes(g, idx) or not all(foldable(g.nodes[i]) for i in idx) or \
+                (len(idx) == 1 and not stageable(first)):
             units += [Unit([g.nodes[i]]) for s in segs[k:j] for i in s[1]]
             k = j
             continue
         sig = signature(g, idx, stage_key)
-        while j < len(segs) and segs[j][0] is not None and len(segs[j][1]) == len(idx) and \
-                all(foldable(g.nodes[i]) for i in segs[j][1]) and signature(g, segs[j][1], stage_key) == sig:
+        while j < len(segs) and segs[j][0] is not None and len(segs[j][1]) == len(idx) and not escapes(g, segs[j][1]) \
+                and feeds_only_the_next(g, Ref(segs[j - 1][1][-1])) \
+                and all(foldable(g.nodes[i]) for i in segs[j][1]) and signature(g, segs[j][1], stage_key) == sig:
             j += 1
         if j - k == 1 and (is_chain(g, idx) or not name_prefix([g.nodes[i].layer.name for i in idx])):
             units += [Unit([g.nodes[i]]) for i in idx]

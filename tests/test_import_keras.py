@@ -160,6 +160,16 @@ def nested_model():
     return keras.Sequential([keras.Input((8,)), keras.Model(x, h, name="middle"), L.Dense(2)]), [floats(8)]
 
 
+def outputs_inside_runs():
+    """Outputs that a fold could swallow: a model output that also feeds a later layer, and two parallel
+    layers of one kind named as Keras names them (they fold by name prefix)."""
+    x = keras.Input((3,), name="x")
+    p = L.Dense(2, name="p")(x)
+    q = L.Dense(2, name="q")(p)
+    a, b = L.Dense(2, name="dense_1")(x), L.Dense(2, name="dense_2")(x)
+    return keras.Model(x, [p, q, a, b]), [floats(3)]
+
+
 def merges():
     a, b = keras.Input((5,), name="a"), keras.Input((5,), name="b")
     parts = [L.Add()([a, b]), L.Subtract()([a, b]), L.Multiply()([a, b]), L.Average()([a, b]),
@@ -238,7 +248,8 @@ def keras_ops():
 
 
 CASES = {f.__name__: f for f in (mlp_dense, mlp_norms, mlp_activations, mlp_normalization, mlp_embedding_reshape,
-                                 book_regressor, wide_deep, shared_layer, nested_model, merges, cnn_sample,
+                                 book_regressor, wide_deep, shared_layer, nested_model, outputs_inside_runs, merges,
+                                 cnn_sample,
                                  transformer_sample, lstm_sample, recurrent_states, conv1d_pooling, conv2d_family,
                                  keras_ops)}
 APPLICATIONS = {"MobileNetV2": 32, "ResNet50": 32, "EfficientNetB0": 32, "DenseNet121": 32}
