@@ -96,10 +96,11 @@ def escapes(g: Graph, idx: list[int]) -> bool:
     return any(r.node in inside and r.node != last for r in needed)
 
 
-def feeds_only_the_next(g: Graph, ref: Ref) -> bool:
-    """Whether a segment's output goes only into the next segment (inside a run it has no name of its own)."""
-    uses = sum(r == ref for n in g.nodes for r in [*n.inputs, *n.tensor_kwargs.values()])
-    return ref not in g.outputs and uses == 1
+def feeds_only(g: Graph, ref: Ref, idx: list[int]) -> bool:
+    """Whether a segment's output goes only into the segment `idx` (inside a run it has no name of its own)."""
+    inside = set(idx)
+    return ref not in g.outputs and all(i in inside for i, n in enumerate(g.nodes)
+                                        for r in [*n.inputs, *n.tensor_kwargs.values()] if r == ref)
 
 
 def is_chain(g: Graph, idx: list[int]) -> bool:
@@ -145,7 +146,7 @@ def fold(g: Graph, stage_key: Callable[[Node], Hashable], foldable: Callable[[No
             continue
         sig = signature(g, idx, stage_key)
         while j < len(segs) and segs[j][0] is not None and len(segs[j][1]) == len(idx) and not escapes(g, segs[j][1]) \
-                and feeds_only_the_next(g, Ref(segs[j - 1][1][-1])) \
+                and feeds_only(g, Ref(segs[j - 1][1][-1]), segs[j][1]) \
                 and all(foldable(g.nodes[i]) for i in segs[j][1]) and signature(g, segs[j][1], stage_key) == sig:
             j += 1
         if j - k == 1 and (is_chain(g, idx) or not name_prefix([g.nodes[i].layer.name for i in idx])):
