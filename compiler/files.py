@@ -48,6 +48,8 @@ def atomic_write(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     temps = [temporary_name(p) for p in finals]
     with reporting_write_errors(paths[-1]), ExitStack() as cleanup:
         for tmp in temps:
+            if os.path.lexists(tmp):  # something planted at the temporary's name (a link, a FIFO) is removed,
+                os.unlink(tmp)        # never followed: unlink takes the link itself, not its target
             cleanup.callback(tmp.unlink, missing_ok=True)
         yield temps
         for tmp, final in zip(temps, finals):

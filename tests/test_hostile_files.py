@@ -374,3 +374,22 @@ def test_a_symlinked_model_with_external_data_stays_whole(tiny, tmp_path, monkey
     assert sorted(p.name for p in (tmp_path / "v2").iterdir()) == ["model.onnx", "model.onnx.data"]
     got = ort.InferenceSession(str(tmp_path / "v2" / "model.onnx")).run(None, {"x": tiny["x"][:5]})[0]
     np.testing.assert_allclose(got, linear_oracle(tiny["onnx"], tiny["x"][:5]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("plant", ["symlink", "fifo"])
+def test_something_planted_at_the_temporary_name_is_replaced_not_followed(tmp_path, plant):
+    """The temporary file's name is predictable (`.NAME.modelc-PID.tmp`): a link planted there must not carry
+    the write to its target, nor a FIFO block it; the planted entry is removed and a fresh file written."""
+    source = tmp_path / "small.model"
+    source.write_text("model m(x: float32[batch, 2]) {\n    return x -> dense(1)\n}\n")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("VICTIM")
+    planted = tmp_path / f".out.onnx.modelc-{os.getpid()}.tmp"
+    if plant == "symlink":
+        planted.symlink_to(victim)
+    else:
+        os.mkfifo(planted)
+    assert main(["compile", str(source), "--init-missing", "-o", str(tmp_path / "out.onnx")]) == 0
+    assert victim.read_text() == "VICTIM" and not os.path.lexists(planted)
+    out = tmp_path / "out.onnx"
+    assert out.is_file() and not out.is_symlink() and out.read_bytes()[:2] != b"VI"
