@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from .files import regular_input
 from .source import user_error
 
 # what a broken or hostile zip raises from zipfile: truncated, bad CRC, corrupt deflate stream, encrypted,
@@ -85,6 +86,7 @@ class NpzArchive:
 
     def __init__(self, path: str):
         self.path = path
+        regular_input(path)
         try:
             self.zip = zipfile.ZipFile(path)
             self.headers = {info.filename[:-4]: self._header(info) for info in self.zip.infolist()

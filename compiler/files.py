@@ -31,6 +31,18 @@ _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (sta
 _swept: set[tuple[str, str | None]] = set()   # (folder, file name) already swept by this process
 
 
+def regular_input(path: str | os.PathLike, what: str = "") -> None:
+    """Refuse an input that is not a regular file (a FIFO would block the read forever, a device never end):
+    checked with stat, which opens nothing; a missing file is left to the reader's own message."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise user_error(f"cannot read {what + ' ' if what else ''}{path}: it is {kind}, not a regular file")
+
+
 def temporary_name(final: Path) -> Path:
     return final.with_name(f".{final.name}.modelc-{os.getpid()}.tmp")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .files import regular_input
 from .source import user_error
 from .summary import human_size, render_text, size_of
 from .types import DTYPES, show_shape
@@ -17,6 +18,7 @@ DTYPE_OF_ONNX = {d.onnx: name for name, d in DTYPES.items()}
 def load_onnx(path: str) -> "onnx.ModelProto":
     import onnx
     from google.protobuf.message import DecodeError
+    regular_input(path, "model")
     try:
         return onnx.load(path, load_external_data=False)
     except DecodeError as e:

@@ -12,6 +12,7 @@ from .array_files import NpzArchive, fill
 from .initializers import initialize
 from .keras_names import looks_like_keras, modelc_weight_name
 from .ir import WeightSlot
+from .files import regular_input
 from .source import Diagnostic, ModelcError, WeightsError, did_you_mean
 from .types import float16_misfit, numpy_dtype
 
@@ -35,6 +36,7 @@ class WeightFile:
         suffix = Path(path).suffix
         if suffix not in (".safetensors", ".npz"):
             raise WeightsError(Diagnostic(None, f"weights must be .safetensors or .npz, got {path}"))
+        regular_input(path, "weights")
         try:
             self.specs = self._open_safetensors() if suffix == ".safetensors" else self._open_npz()
         except ModelcError as e:  # array_files' errors name the file: say it holds the weights

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from ..compiler.files import atomic_write, check_writable
+from ..compiler.files import atomic_write, check_writable, regular_input
 from ..compiler.source import user_error
 from .metrics import MetricSet
 from .model import LoadedModel
@@ -105,6 +105,7 @@ class Checkpoints:
     def load(self) -> Tally:
         if not self.path or not Path(self.path).exists():
             return Tally()
+        regular_input(self.path, "checkpoint")
         saved = self._read()
         self._same_evaluation(str(saved.pop("__key__")))
         counters = {c: int(saved.pop(f"__{c}__")) for c in self.COUNTERS if f"__{c}__" in saved}

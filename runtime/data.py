@@ -8,6 +8,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..compiler.array_files import NpzArchive, check_size, read_header, read_rows
+from ..compiler.files import regular_input
 from ..compiler.source import user_error
 
 Batch = dict[str, np.ndarray]
@@ -287,4 +288,5 @@ def open_source(path: str) -> Source:
         raise user_error(f"cannot read {path}: data must be .npz, .npy, .csv or .parquet")
     if not Path(path).exists():
         raise user_error(f"cannot read {path}: no such file")
+    regular_input(path, "data")
     return READERS[suffix](path)

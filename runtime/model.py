@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from ..compiler.files import regular_input
 from ..compiler.source import ModelcError, user_error
 from .metrics import MetricSet, metric_types
 from .session import STATES_PROVIDER, ExternalWeights, Session, TensorSpec, tensor_specs
@@ -51,6 +52,7 @@ def load_model(model: Any, *, model_name: str | None = None, weights: str | None
                                              require_weights=True)
         proto, external = _weights_beside(compiled)
         return LoadedModel(proto, [program, *programs], path, external)
+    regular_input(path, "model")
     try:  # weights in external data stay there: onnxruntime reads them from the file (session.py)
         proto = onnx.load(path, load_external_data=False)
     except Exception as e:  # noqa: BLE001 - onnx raises OSError, DecodeError or its own types

@@ -393,3 +393,22 @@ def test_something_planted_at_the_temporary_name_is_replaced_not_followed(tmp_pa
     assert victim.read_text() == "VICTIM" and not os.path.lexists(planted)
     out = tmp_path / "out.onnx"
     assert out.is_file() and not out.is_symlink() and out.read_bytes()[:2] != b"VI"
+
+
+@pytest.mark.parametrize("role", ["weights.safetensors", "weights.npz", "data.npz", "data.csv", "model.onnx"])
+def test_a_fifo_given_as_any_input_is_refused_without_reading(tmp_path, role):
+    """A FIFO as weights, data or a model would block the first read forever (SIGTERM could not end it inside
+    the safetensors reader): refused from a stat, naming it."""
+    source = tmp_path / "small.model"
+    source.write_text("model m(x: float32[batch, 2]) {\n    return x -> dense(1)\n}\n")
+    model = tmp_path / "small.onnx"
+    assert main(["compile", str(source), "--init-missing", "-o", str(model)]) == 0
+    np.savez(tmp_path / "ok.npz", x=np.ones((4, 2), np.float32))
+    fifo = tmp_path / role
+    os.mkfifo(fifo)
+    kind, _ = role.split(".")
+    args = {"weights": ["compile", source, "--weights", fifo, "-o", tmp_path / "o.onnx"],
+            "data": ["run", model, "--data", fifo, "-o", tmp_path / "p.npz"],
+            "model": ["run", fifo, "--data", tmp_path / "ok.npz", "-o", tmp_path / "p.npz"]}[kind]
+    out = subprocess.run([MODELC, *map(str, args)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and f"cannot read {kind} {fifo}: it is a FIFO" in out.stderr, out.stderr
