@@ -216,7 +216,7 @@ def print_comparison(report: dict[str, Any]) -> None:
             worst = s["worst"] or {"index": "", "value": float("nan"), "reference": float("nan")}
             table.add_row(escape(name), escape(side), f"{s['max_abs']:.3g}", f"{s['max_rel']:.3g}",
                           f"{s['mean_abs']:.3g}", f"{s['out_of_tolerance']:,} ({s['share_out_of_tolerance']:.3%})",
-                          escape(str(worst["index"])), f"{worst['value']:.7g}", f"{worst['reference']:.7g}",
+                          escape(str(worst["index"])), _shown(worst["value"]), _shown(worst["reference"]),
                           str(s["nan"]), str(s["inf"]))
     for layer, holder in report["same_value_as"].items():  # an identity layer: its input's value, not a copy
         table.add_row(escape(f"layer {layer}"), escape(f"same value as {holder}"))
@@ -236,6 +236,16 @@ def print_comparison(report: dict[str, Any]) -> None:
         if layer:
             console.print(escape(f"first layer with a NaN or Inf on {side}: {layer}"))
     console.print("verdict: " + ("all sides agree within tolerance" if report["agree"] else "sides DISAGREE"))
+
+
+def _shown(value: Any) -> str:
+    """A compared value: a number to 7 digits, text (string outputs) as it is."""
+    return f"{value:.7g}" if isinstance(value, (int, float)) else escape_text(str(value))
+
+
+def escape_text(text: str) -> str:
+    from rich.markup import escape
+    return escape(text)
 
 
 def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
