@@ -194,7 +194,9 @@ def _check_cast(values: np.ndarray, spec: TensorSpec, path: str, first_row: int,
         i, value, _ = _first_at(overflow, values, cast)
         return [(i, f"{path} row {first_row + i + 1}, column '{column}': {value} is past {name}'s range "
                     f"(±{info.max:.4g}), model input '{spec.name}' is {name}")]
-    rounded = cast.astype(np.float64) != values.astype(np.float64)
+    with np.errstate(invalid="ignore"):  # integers compared as integers: past 2**53 float64 would round both sides
+        rounded = cast.astype(values.dtype) != values if values.dtype.kind in "iu" else \
+            cast.astype(np.float64) != values.astype(np.float64)
     if values.dtype.kind in "iu" and rounded.any() and column not in warned:
         warned.add(column)
         i, value, became = _first_at(rounded, values, cast)

@@ -412,3 +412,13 @@ def test_a_fifo_given_as_any_input_is_refused_without_reading(tmp_path, role):
             "model": ["run", fifo, "--data", tmp_path / "ok.npz", "-o", tmp_path / "p.npz"]}[kind]
     out = subprocess.run([MODELC, *map(str, args)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and f"cannot read {kind} {fifo}: it is a FIFO" in out.stderr, out.stderr
+
+
+def test_integers_past_2_to_the_53_rounded_by_the_cast_are_warned_about(tmp_path):
+    """float64 holds no more than 2**53 exactly: integers past it are compared as integers, so 2**62 + 1
+    becoming 2**62 in float32 is seen (it was compared through float64, which rounds both sides alike)."""
+    (tmp_path / "s.model").write_text("model s(x: float32[batch, 1]) {\n    return x\n}\n")
+    np.savez(tmp_path / "d.npz", z=np.array([[2 ** 62 + 1], [3]], np.int64))
+    out = run_cli("run", tmp_path / "s.model", "--data", tmp_path / "d.npz", "--columns", "x=z", "-o",
+                  tmp_path / "p.npz")
+    assert out.returncode == 0 and "column 'z' holds integers past float32's exact ones" in out.stderr, out.stderr
