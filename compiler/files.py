@@ -43,6 +43,13 @@ def regular_input(path: str | os.PathLike, what: str = "") -> None:
         raise user_error(f"cannot read {what + ' ' if what else ''}{path}: it is {kind}, not a regular file")
 
 
+def _clear(tmp: Path) -> None:
+    """Something planted at a temporary's predictable name (a link, a FIFO) is removed, never followed:
+    unlink takes the link itself, not its target."""
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+
+
 def temporary_name(final: Path) -> Path:
     return final.with_name(f".{final.name}.modelc-{os.getpid()}.tmp")
 
@@ -60,8 +67,7 @@ def atomic_write(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     temps = [temporary_name(p) for p in finals]
     with reporting_write_errors(paths[-1]), ExitStack() as cleanup:
         for tmp in temps:
-            if os.path.lexists(tmp):  # something planted at the temporary's name (a link, a FIFO) is removed,
-                os.unlink(tmp)        # never followed: unlink takes the link itself, not its target
+            _clear(tmp)
             cleanup.callback(tmp.unlink, missing_ok=True)
         yield temps
         for tmp, final in zip(temps, finals):
@@ -90,14 +96,20 @@ def destination(path: str | os.PathLike) -> Path:
     return final
 
 
-def check_writable(path: str | os.PathLike) -> None:
+def check_writable(path: str | os.PathLike, inputs: tuple = ()) -> None:
     """Refuse now what `atomic_write(path)` would refuse later (a non-regular file, a missing or read-only
-    folder): an evaluation must not run for an hour to fail at its first checkpoint."""
+    folder): an evaluation must not run for an hour to fail at its first checkpoint. Nor may an output be one
+    of the command's `inputs` (`compile m.model -o m.model` would replace the source)."""
     final = destination(path)
+    for given in inputs:
+        if given is not None and os.path.exists(given) and os.path.realpath(given) == os.path.realpath(final):
+            raise user_error(f"cannot write {path}: it is also an input of this command ({given}); writing it "
+                             "would destroy it")
     if not final.parent.is_dir():
         raise user_error(f"cannot write {path}: no folder {final.parent}")
     with reporting_write_errors(path):
         probe = temporary_name(final)
+        _clear(probe)
         with open(probe, "xb"):
             pass
         probe.unlink()

@@ -50,6 +50,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_compile(args: argparse.Namespace) -> int:
     from .compiler import driver
     _check_quantize(args)
+    if not args.dump:  # the output checked before the compile, which may take long
+        from .compiler.files import check_writable
+        check_writable(args.output or Path(args.file).with_suffix(".onnx"),
+                       (args.file, args.weights, getattr(args, "calibrate", None)))
     program = driver.load_file(args.file)
     program.max_weights = args.max_weights_size
     if args.dump == "ast":

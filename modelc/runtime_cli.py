@@ -72,6 +72,9 @@ def _row_options(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from .runtime.columns import parse_columns
     from .runtime.engine import PartitionErrors, run
+    if not args.output.endswith("/"):   # -o DIR/ writes one file per partition
+        from .compiler.files import check_writable
+        check_writable(args.output, (args.model, *args.data))
     try:
         with warnings_shown():
             summary = run(args.model, _data(args), args.output, provider=args.provider, batch_size=args.batch_size,

@@ -422,3 +422,16 @@ def test_integers_past_2_to_the_53_rounded_by_the_cast_are_warned_about(tmp_path
     out = run_cli("run", tmp_path / "s.model", "--data", tmp_path / "d.npz", "--columns", "x=z", "-o",
                   tmp_path / "p.npz")
     assert out.returncode == 0 and "column 'z' holds integers past float32's exact ones" in out.stderr, out.stderr
+
+
+def test_an_output_that_is_also_an_input_is_refused_before_any_work(tmp_path):
+    source = tmp_path / "m.model"
+    source.write_text("model m(x: float32[batch, 2]) {\n    return x -> dense(1)\n}\n")
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.ones((3, 2), np.float32))
+    for args, kept in ((["compile", source, "--init-missing", "-o", source], source),
+                       (["run", source, "--init-missing", "--data", data, "-o", data], data)):
+        before = kept.read_bytes()
+        out = run_cli(*args)
+        assert out.returncode == 1 and "it is also an input of this command" in out.stderr, out.stderr
+        assert kept.read_bytes() == before
