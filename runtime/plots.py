@@ -128,6 +128,8 @@ def save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     buffer = io.BytesIO()
     fmt = path.suffix.lstrip(".").lower() or "svg"
+    if fmt not in ("svg", "png", "pdf"):
+        raise user_error(f"cannot draw {path}: a picture is written as .svg, .png or .pdf")
     metadata = {"Date": None} if fmt == "svg" else {"Software": None} if fmt == "png" else {}
     with plt.rc_context(STYLE):
         fig.savefig(buffer, format=fmt, metadata=metadata, bbox_inches="tight")

@@ -206,3 +206,10 @@ def test_an_auc_of_several_curves_draws_no_single_curve():
     m.update(rng.integers(0, 3, 60), rng.random((60, 3)).astype(np.float32))
     with pytest.raises(ModelcError, match="a curve per class"):
         modelc.plot_roc(m)
+
+
+def test_a_picture_in_a_format_matplotlib_has_no_writer_for_is_a_clear_error(tmp_path):
+    m = modelc.metric("auc")
+    m.update(np.array([0, 1, 1]), np.array([0.1, 0.6, 0.4], np.float32))
+    with pytest.raises(ModelcError, match=r"a picture is written as \.svg, \.png or \.pdf"):
+        modelc.plot_roc(m, tmp_path / "roc.txt")
