@@ -48,6 +48,8 @@ def add_editor_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=cmd_fmt)
     add_plot_command(sub)
     p = sub.add_parser("lsp", help="the language server, over stdin and stdout (the lsp extra: pygls)")
+    p.add_argument("--stdio", action="store_true", help="over stdin and stdout: the only transport, and the "
+                   "default (accepted for clients that pass it)")
     p.set_defaults(run=cmd_lsp)
 
 

@@ -258,7 +258,7 @@ def test_shutdown_then_exit_ends_the_server_cleanly():
     """An editor closing the server sends shutdown, then exit: the process ends with 0 and says nothing."""
     import json
     import subprocess
-    process = subprocess.Popen([sys.executable, "-m", "modelc", "lsp"], stdin=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "modelc", "lsp", "--stdio"], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     for message in ({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}},
                     {"jsonrpc": "2.0", "method": "initialized", "params": {}},
