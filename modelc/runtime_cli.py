@@ -243,12 +243,8 @@ def print_comparison(report: dict[str, Any]) -> None:
 
 def _shown(value: Any) -> str:
     """A compared value: a number to 7 digits, text (string outputs) as it is."""
-    return f"{value:.7g}" if isinstance(value, (int, float)) else escape_text(str(value))
-
-
-def escape_text(text: str) -> str:
     from rich.markup import escape
-    return escape(text)
+    return f"{value:.7g}" if isinstance(value, (int, float)) else escape(str(value))
 
 
 def add_runtime_commands(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
