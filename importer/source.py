@@ -30,11 +30,15 @@ def identifier(hint: str) -> str:
 class Namespace:
     """The names a file's definitions and variables may not take: keywords, built-ins, and those taken."""
 
+    RESERVED = KEYWORDS | set(BUILTIN_LAYERS) | set(FUNCTIONS) | set(keyword.kwlist)
+
     def __init__(self, taken: set[str] | None = None):
-        self.taken = set(taken or ()) | KEYWORDS | set(BUILTIN_LAYERS) | set(FUNCTIONS) | set(keyword.kwlist)
+        self.taken = set(taken or ()) | self.RESERVED
 
     def new(self, hint: str) -> str:
         base = identifier(hint)
+        if base in self.RESERVED:  # Keras' `dense` as `dense_`: `dense_1` is the name Keras gives the next one
+            base += "_"
         name, k = base, 0
         while name in self.taken:
             k += 1

@@ -495,3 +495,14 @@ def test_a_keras2_file_imports(imported, tmp_path, capsys):
     code, err = import_main(capsys, tmp_path / "wide_deep.h5", "-o", tmp_path / "wide_deep_h5.model")
     assert code == 0, err
     check_round_trip(tmp_path, "wide_deep", "h5", {"wide_deep": (*built["wide_deep"][:2], {"wide_deep.h5": [0, ""]})})
+
+
+def test_an_output_named_after_a_built_in_keeps_clear_of_keras_next_name(tmp_path, capsys):
+    """Keras' `dense` cannot be a variable (it is the layer): it becomes `dense_`, not `dense_1`, which is
+    the name Keras gives the next Dense; `--output dense_1` then picks Keras' dense_1, not its dense."""
+    x = keras.Input((3,), name="x")
+    first = L.Dense(2, name="dense")(x)
+    keras.Model(x, [first, L.Dense(2, name="dense_1")(first)]).save(tmp_path / "names.keras")
+    code, _ = import_main(capsys, tmp_path / "names.keras", "-o", tmp_path / "names.model")
+    assert code == 0
+    assert "return dense_, dense_1" in (tmp_path / "names.model").read_text()
