@@ -6,6 +6,7 @@ missing platform fails instead, so CI never passes on skips.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -31,12 +32,8 @@ def browser_closed_afterwards():
 def missing_software(provider: str) -> str | None:
     """What the provider lacks on this machine, or None."""
     from modelc.runtime.platform_js import CHROMIUM_PATHS, js_home
-    if provider == "openvino":
-        try:
-            import openvino  # noqa: F401
-        except ImportError:
-            return "the openvino package (make platforms)"
-        return None
+    if provider == "openvino":  # found, not imported: importing it here would send OpenVINO's telemetry
+        return None if importlib.util.find_spec("openvino") else "the openvino package (make platforms)"
     package = {"node": "onnxruntime-node", "wasm": "onnxruntime-web"}[provider]
     if not (js_home() / "node_modules" / package / "package.json").is_file():
         return f"the npm package {package} (make platforms)"
