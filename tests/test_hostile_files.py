@@ -153,6 +153,19 @@ def test_stale_temporaries_of_dead_processes_are_swept(tiny, tmp_path):
                            f".modelc-run-{alive}-efgh"]), left
 
 
+def terminate_when(proc: subprocess.Popen, ready, settle: float = 0.0) -> str:
+    """SIGTERM `proc` once `ready()` holds (or it ended, or a minute passed); its stderr."""
+    try:
+        deadline = time.monotonic() + 60
+        while not ready() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(settle)
+        proc.send_signal(signal.SIGTERM)
+    finally:
+        _, stderr = proc.communicate(timeout=60)
+    return stderr
+
+
 def test_sigterm_removes_temporaries_as_ctrl_c_does(tiny, tmp_path):
     data = tmp_path / "long.npy"
     np.save(data, np.random.default_rng(1).normal(size=(400_000, 2)).astype(np.float32))
@@ -160,14 +173,7 @@ def test_sigterm_removes_temporaries_as_ctrl_c_does(tiny, tmp_path):
     out.parent.mkdir()
     proc = subprocess.Popen([MODELC, "run", str(tiny["onnx"]), "--data", str(data), "-o", str(out),
                              "--batch-size", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not leftovers(out.parent) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-    finally:
-        _, stderr = proc.communicate(timeout=60)
+    stderr = terminate_when(proc, lambda: leftovers(out.parent), settle=0.1)
     assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, stderr)
     assert "terminated" in stderr and "Traceback" not in stderr
     assert list(out.parent.iterdir()) == []                      # no scratch folder, no half file
@@ -183,13 +189,7 @@ def test_sigterm_during_eval_leaves_a_checkpoint_that_resumes_exactly(tiny, tmp_
             "--batch-size", "10", "--json"]
     proc = subprocess.Popen([MODELC, *args, "--checkpoint", str(ck), "--checkpoint-every", "20"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not ck.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGTERM)
-    finally:
-        _, stderr = proc.communicate(timeout=60)
+    stderr = terminate_when(proc, ck.exists)
     assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, stderr)
     assert "terminated" in stderr and "Traceback" not in stderr
     assert [p.name for p in ck.parent.iterdir()] == ["ck.npz"]          # the last checkpoint, no temporary
